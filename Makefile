@@ -1,0 +1,100 @@
+# Tandem build. `make` builds the programs, `make check` runs every test
+# (sanitized), `make demo` runs the lab demo, `make bench` the benchmarks.
+# Every target that needs Debian packages installs them first
+# (scripts/deps.sh is a no-op when they are present).
+
+VERSION ?= $(shell cat VERSION)
+CC ?= cc
+PKGS := libsodium libfyaml libmnl jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wno-unused-parameter -Werror
+BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -DTND_VERSION='"$(VERSION)"' \
+               -Isrc $(PKG_CFLAGS)
+
+ifeq ($(SAN),1)
+B ?= build-san
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+       -fno-sanitize-recover=undefined
+else
+B ?= build
+OPT := -O2 -g
+endif
+CFLAGS ?=
+CFLAGS += $(BASE_CFLAGS) $(OPT)
+LDFLAGS += $(OPT)
+
+CORE_SRC := $(wildcard src/core/*.c) $(wildcard src/conf/*.c)
+IO_SRC   := $(wildcard src/io/*.c) $(wildcard src/api/*.c)
+CLI_SRC  := $(wildcard src/cli/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
+IO_OBJ   := $(IO_SRC:%.c=$(B)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+SIM_BIN  := $(B)/tests/sim
+
+PROGS := $(B)/tandemd $(B)/tandemctl $(B)/tandem-probe
+
+.PHONY: all deps check demo bench clean unit sim golden fuzz lab test-sanitized
+all: $(PROGS)
+
+deps:
+	@bash scripts/deps.sh
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libcore.a: $(CORE_OBJ)
+	ar rcs $@ $^
+$(B)/libio.a: $(IO_OBJ)
+	ar rcs $@ $^
+
+$(B)/tandemd: $(B)/src/main.o $(B)/libio.a $(B)/libcore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(B)/tandemctl: $(CLI_OBJ) $(B)/libcore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(B)/tandem-probe: $(B)/tools/probe.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(B)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+$(SIM_BIN): $(B)/tests/sim/sim.o $(B)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+sim: $(SIM_BIN)
+	$(SIM_BIN) --seeds 200
+golden: $(B)/tandemd
+	bash tests/golden/run.sh $(B)/tandemd
+fuzz:
+	bash tests/fuzz/run.sh
+lab: all
+	bash tests/lab/run.sh $(B)
+
+# The test suite: everything built with AddressSanitizer and
+# UndefinedBehaviorSanitizer, then unit, golden, simulator, fuzz and lab.
+check: deps
+	$(MAKE) SAN=1 test-sanitized
+test-sanitized: all unit golden sim fuzz lab
+	@echo "make check: all tests passed"
+
+demo: deps
+	$(MAKE) all
+	bash tests/lab/demo.sh build
+
+bench: deps
+	$(MAKE) all
+	bash bench/run.sh build
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

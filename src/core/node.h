@@ -1,0 +1,177 @@
+/* node.h - one cluster member's protocol core: failure detection and
+ * redundancy-group election, composed.
+ *
+ * Owns: the per-node state machines. It performs no I/O and reads no clock:
+ * a driver (src/main.c, or the simulator in tests/sim) hands it events with
+ * the current monotonic time, and performs the actions it emits (send these
+ * bytes, add the VIPs of group G, run a hook, log an event). The driver
+ * calls node_next_wake() to learn when to call node_step() with EV_TICK. */
+#ifndef TND_NODE_H
+#define TND_NODE_H
+
+#include "types.h"
+#include "wire.h"
+#include "../conf/conf.h"
+
+enum gstate {
+	G_INIT = 0,       /* just started: observing before acting */
+	G_SECONDARY,
+	G_PRIMARY,
+	G_INELIGIBLE,     /* secondary that may not become primary now */
+};
+const char *gstate_name(enum gstate s);
+
+enum ev_type {
+	EV_TICK,     /* time passed; act on due timers */
+	EV_RECV,     /* an authenticated message arrived */
+	EV_IFACE,    /* a local interface changed state */
+	EV_SHUTDOWN, /* clean stop: hand every group over first */
+};
+
+struct ev {
+	enum ev_type type;
+	union {
+		struct {
+			int link;                /* local link index it came in on */
+			const struct wire_hdr *hdr;
+			const uint8_t *body;     /* decrypted TLVs */
+			size_t body_len;
+		} recv;
+		struct {
+			const char *ifname;
+			bool up;
+		} iface;
+	} u;
+};
+
+enum act_type {
+	ACT_SEND,   /* seal and send `pkt` (plaintext header+TLVs) */
+	ACT_VIPS,   /* add (and announce) or remove group's VIPs */
+	ACT_HOOK,   /* run the group's hook for `state` */
+	ACT_EVENT,  /* log and record an event line */
+};
+
+enum ev_level { LVL_DEBUG, LVL_INFO, LVL_WARN, LVL_ERROR };
+
+#define ACT_EVENT_LEN 320
+
+struct act {
+	enum act_type type;
+	union {
+		struct {
+			int to;   /* node index */
+			int link; /* link index: send from our link L to its link L */
+			size_t len;
+			uint8_t pkt[WIRE_MTU];
+		} send;
+		struct {
+			uint8_t group_id;
+			bool add;
+		} vips;
+		struct {
+			uint8_t group_id;
+			enum gstate state;
+		} hook;
+		struct {
+			enum ev_level level;
+			char name[48];            /* e.g. "group.state" */
+			char kv[ACT_EVENT_LEN];   /* "group=1 from=secondary to=primary ..." */
+		} event;
+	} u;
+};
+
+#define ACTIONS_MAX 256
+struct actions {
+	int n;
+	int n_dropped; /* actions that did not fit (a broken bound: logged) */
+	struct act a[ACTIONS_MAX];
+};
+void actions_reset(struct actions *out);
+
+struct node_params {
+	const struct tnd_conf *conf;
+	int self;                 /* index in conf->nodes */
+	uint64_t incarnation;     /* strictly greater at every start */
+	uint64_t seed;            /* for timer jitter */
+	const char *version;      /* software version string */
+	uint8_t proto_min, proto_max;
+};
+
+struct node;
+
+/* Allocate and initialise. Returns NULL on bad parameters (no I/O). */
+struct node *node_new(const struct node_params *p, mono_t now);
+void node_free(struct node *n);
+
+/* Feed one event. Appends actions to `out`. Returns 0 or a negative
+ * tnd_err for a message that was dropped (it is also counted). */
+int node_step(struct node *n, const struct ev *ev, mono_t now,
+	      struct actions *out);
+/* Earliest time at which node_step(EV_TICK) has something to do. */
+mono_t node_next_wake(const struct node *n);
+
+/* Administrative requests (tandemctl). They are validated here; a refusal
+ * returns TND_EREFUSED / TND_ENOENT with a sentence in `why`. */
+enum admin_op {
+	ADM_FAILOVER,       /* group, target (TND_NO_NODE = best other node) */
+	ADM_FAILOVER_RESET, /* group */
+	ADM_MAINT,          /* target node, on */
+	ADM_ACTIVATE,       /* this node takes every group it can */
+	ADM_DEACTIVATE,     /* this node gives every group up */
+};
+struct admin_req {
+	enum admin_op op;
+	int group_id;
+	int target; /* node index or TND_NO_NODE */
+	bool on;
+};
+int node_admin(struct node *n, const struct admin_req *req, mono_t now,
+	       struct actions *out, char *why, size_t why_len);
+
+/* Read-only view for status output and the simulator's checks. */
+struct node_group_status {
+	uint8_t id;
+	enum gstate state;
+	uint8_t priority;      /* configured priority of this node */
+	bool eligible;         /* could become primary now */
+	char why_ineligible[64];
+	bool manual;           /* manual failover flag set */
+	int manual_target;     /* node index or TND_NO_NODE */
+	mono_t since;          /* time of the last state change */
+	uint64_t epoch;        /* highest epoch known for the group */
+	int primary;           /* node believed primary, or TND_NO_NODE */
+	bool preempt_suspended;
+};
+struct node_link_status {
+	bool up;
+	mono_t last_rx; /* MONO_NEVER-like 0 when never heard */
+	uint64_t rx;
+};
+struct node_peer_status {
+	bool alive;
+	bool ever_seen;
+	mono_t since; /* last alive/lost change */
+	char version[TND_VERSION_MAX];
+	uint8_t proto_min, proto_max;
+	bool maint;
+	struct node_link_status links[TND_LINKS_MAX];
+};
+struct node_counters {
+	uint64_t rx_ok, rx_malformed, rx_replayed, rx_unknown_type, tx;
+};
+struct node_status {
+	int self;
+	uint64_t incarnation;
+	bool maint;
+	bool tilt;              /* observing after a stall */
+	uint8_t cluster_proto;  /* protocol level the cluster speaks */
+	int n_alarms;
+	char alarms[8][96];
+	int n_groups;
+	struct node_group_status groups[TND_GROUPS_MAX];
+	struct node_peer_status peers[TND_NODES_MAX]; /* indexed by node; self's entry unused */
+	struct node_counters ctr;
+};
+void node_status(const struct node *n, mono_t now, struct node_status *out);
+
+#endif
