@@ -1,0 +1,63 @@
+/* ctl.h - the control socket tandemctl talks to.
+ *
+ * Owns: a unix stream socket (mode 0660) and its clients. The protocol is
+ * one JSON object per line in each direction:
+ *
+ *   {"cmd":"status"}
+ *   {"cmd":"failover","group":G,"to":"NODE"}    "to" optional
+ *   {"cmd":"failover","group":G,"reset":true}
+ *   {"cmd":"activate"} / {"cmd":"deactivate"}
+ *   {"cmd":"maintenance","on":BOOL,"node":"NAME"} "node" optional (self)
+ *   {"cmd":"events","follow":BOOL,"limit":N}
+ *
+ * answered by {"ok":true,...} or {"ok":false,"code":"refused"|"usage"|
+ * "failed","error":"sentence"}. With "follow", every later event follows
+ * as one JSON object per line until the client goes away. Everything is
+ * non-blocking and bounded (CTL_CLIENTS_MAX, CTL_REQ_MAX_BYTES,
+ * CTL_OUT_MAX_BYTES): a client that does not read its answers is dropped,
+ * never waited for. */
+#ifndef TND_CTL_H
+#define TND_CTL_H
+
+#include <stdlib.h>
+#include <jansson.h>
+#include "../core/node.h"
+#include "../io/log.h"
+#include "../io/loop.h"
+
+#define CTL_CLIENTS_MAX 32
+#define CTL_REQ_MAX_BYTES (64 * 1024)
+#define CTL_OUT_MAX_BYTES (4 * 1024 * 1024) /* queued output per client */
+#define CTL_EVENTS_DEFAULT LOG_RING_LEN
+
+/* What the daemon does for the control socket. */
+struct ctl_ops {
+	/* The status document (status.h), a new reference. */
+	json_t *(*status)(void *arg);
+	/* node_admin() and perform its actions; returns its result. */
+	int (*admin)(void *arg, const struct admin_req *req, char *why, size_t why_len);
+	void *arg;
+};
+
+struct ctl;
+
+/* Create the socket at `path` (its directory is created; a stale socket
+ * file with no daemon behind it is replaced; a live one is refused). On
+ * error, returns NULL with a sentence in err. */
+struct ctl *ctl_open(const char *path, struct loop *loop, const struct tnd_conf *conf,
+		     int self, const struct ctl_ops *ops, char *err, size_t err_len);
+/* Close every client, the socket, and remove the socket file. */
+void ctl_close(struct ctl *c);
+/* Stream one event to every following client. */
+void ctl_publish(struct ctl *c, const struct log_entry *e);
+
+#define CTL_DEFAULT_PATH "/run/tandem/tandemd.sock"
+/* The socket path when --socket is not given: $TANDEM_SOCKET, else the
+ * default (SPEC section 2). Inline: tandemctl shares it without libio. */
+static inline const char *ctl_default_path(void)
+{
+	const char *e = getenv("TANDEM_SOCKET");
+	return e && *e ? e : CTL_DEFAULT_PATH;
+}
+
+#endif

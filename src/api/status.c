@@ -1,0 +1,168 @@
+/* status.c - render the status document (see status.h).
+ *
+ * Times are relative ("since_s", "last_rx_ms_ago") because the core only
+ * knows monotonic time, which means nothing to a reader on another host.
+ * Sections for features that do not exist yet (configuration sync,
+ * session sync, in-service upgrade) carry the fields the SPEC names with
+ * the values that are true of this version, plus an explicit
+ * "not-implemented" marker so no consumer mistakes them for measurements. */
+#include "status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../core/wire.h"
+
+static json_int_t secs_since(mono_t t, mono_t now)
+{
+	return t > 0 && now > t ? (json_int_t)((now - t) / 1000000000LL) : 0;
+}
+
+static json_t *node_name_or_null(const struct tnd_conf *c, int idx)
+{
+	if (idx < 0 || idx >= c->n_nodes)
+		return json_null();
+	return json_string(c->nodes[idx].name);
+}
+
+static json_t *groups_json(const struct status_ctx *c, const struct node_status *st,
+			   mono_t now)
+{
+	json_t *arr = json_array();
+
+	for (int i = 0; i < st->n_groups; i++) {
+		const struct node_group_status *g = &st->groups[i];
+		int gi = conf_group_index(c->conf, g->id);
+		json_t *o = json_object(), *vips = json_array();
+
+		json_object_set_new(o, "id", json_integer(g->id));
+		json_object_set_new(o, "state", json_string(gstate_name(g->state)));
+		json_object_set_new(o, "priority", json_integer(g->priority));
+		json_object_set_new(o, "eligible", json_boolean(g->eligible));
+		if (!g->eligible)
+			json_object_set_new(o, "why_ineligible", json_string(g->why_ineligible));
+		json_object_set_new(o, "manual", json_boolean(g->manual));
+		json_object_set_new(o, "manual_target",
+				    g->manual ? node_name_or_null(c->conf, g->manual_target) : json_null());
+		json_object_set_new(o, "since_s", json_integer(secs_since(g->since, now)));
+		json_object_set_new(o, "epoch", json_integer((json_int_t)g->epoch));
+		json_object_set_new(o, "primary", node_name_or_null(c->conf, g->primary));
+		json_object_set_new(o, "preempt_suspended", json_boolean(g->preempt_suspended));
+		if (gi >= 0) {
+			const struct tnd_group_conf *gc = &c->conf->groups[gi];
+			json_object_set_new(o, "preempt", json_boolean(gc->preempt));
+			for (int v = 0; v < gc->n_vips; v++) {
+				char a[64], s[96];
+				conf_addr_str(&gc->vips[v].addr, a, sizeof a);
+				snprintf(s, sizeof s, "%s/%u", a, gc->vips[v].prefix_len);
+				json_t *vo = json_object();
+				json_object_set_new(vo, "address", json_string(s));
+				json_object_set_new(vo, "interface", json_string(gc->vips[v].ifname));
+				json_array_append_new(vips, vo);
+			}
+		}
+		json_object_set_new(o, "vips", vips);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+static json_t *peers_json(const struct status_ctx *c, const struct node_status *st,
+			  mono_t now)
+{
+	json_t *arr = json_array();
+
+	for (int n = 0; n < c->conf->n_nodes; n++) {
+		const struct node_peer_status *p = &st->peers[n];
+		json_t *o, *links;
+
+		if (n == c->self)
+			continue;
+		o = json_object();
+		links = json_array();
+		json_object_set_new(o, "node", json_string(c->conf->nodes[n].name));
+		json_object_set_new(o, "state", json_string(p->alive ? "alive" : "lost"));
+		json_object_set_new(o, "ever_seen", json_boolean(p->ever_seen));
+		json_object_set_new(o, "version",
+				    p->ever_seen && p->version[0] ? json_string(p->version) : json_null());
+		json_object_set_new(o, "protocol",
+				    p->ever_seen ? json_pack("{s:i,s:i}", "min", p->proto_min,
+							     "max", p->proto_max)
+						 : json_null());
+		json_object_set_new(o, "since_s", json_integer(secs_since(p->since, now)));
+		json_object_set_new(o, "maintenance", json_boolean(p->maint));
+		for (int l = 0; l < c->conf->nodes[n].n_links && l < TND_LINKS_MAX; l++) {
+			const struct node_link_status *ls = &p->links[l];
+			char a[64];
+			json_t *lo = json_object();
+			json_object_set_new(lo, "index", json_integer(l));
+			json_object_set_new(lo, "address",
+					    json_string(conf_addr_str(&c->conf->nodes[n].links[l], a, sizeof a)));
+			json_object_set_new(lo, "state", json_string(ls->up ? "up" : "down"));
+			json_object_set_new(lo, "last_rx_ms_ago",
+					    ls->last_rx > 0 && now >= ls->last_rx
+						    ? json_integer((json_int_t)MONO_TO_MS(now - ls->last_rx))
+						    : json_null());
+			json_object_set_new(lo, "rx", json_integer((json_int_t)ls->rx));
+			json_array_append_new(links, lo);
+		}
+		json_object_set_new(o, "links", links);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+json_t *status_json(const struct status_ctx *c, mono_t now)
+{
+	struct node_status *st = calloc(1, sizeof *st);
+	json_t *o, *alarms, *ctr;
+
+	if (!st)
+		return NULL;
+	node_status(c->node, now, st);
+	o = json_object();
+	json_object_set_new(o, "node", json_string(c->conf->nodes[c->self].name));
+	json_object_set_new(o, "cluster", json_string(c->conf->cluster_name));
+	json_object_set_new(o, "cluster_id", json_integer(c->conf->cluster_id));
+	json_object_set_new(o, "version", json_string(c->version));
+	json_object_set_new(o, "incarnation", json_integer((json_int_t)c->incarnation));
+	json_object_set_new(o, "uptime_s", json_integer(secs_since(c->started, now)));
+	json_object_set_new(o, "maintenance", json_boolean(st->maint));
+	json_object_set_new(o, "tilt", json_boolean(st->tilt));
+	json_object_set_new(o, "protocol", json_pack("{s:i,s:i,s:i}", "level", st->cluster_proto,
+						     "min", WIRE_PROTO_MIN, "max", WIRE_PROTO_MAX));
+	json_object_set_new(o, "groups", groups_json(c, st, now));
+	json_object_set_new(o, "peers", peers_json(c, st, now));
+
+	alarms = json_array();
+	for (int i = 0; i < st->n_alarms && i < 8; i++)
+		json_array_append_new(alarms, json_string(st->alarms[i]));
+	json_object_set_new(o, "alarms", alarms);
+
+	ctr = json_object();
+	json_object_set_new(ctr, "rx", json_integer((json_int_t)st->ctr.rx_ok));
+	json_object_set_new(ctr, "tx", json_integer((json_int_t)st->ctr.tx));
+	json_object_set_new(ctr, "rx_datagrams", json_integer((json_int_t)c->drv->rx_datagrams));
+	json_object_set_new(ctr, "malformed",
+			    json_integer((json_int_t)(st->ctr.rx_malformed + c->drv->malformed)));
+	json_object_set_new(ctr, "replayed", json_integer((json_int_t)st->ctr.rx_replayed));
+	json_object_set_new(ctr, "unauthenticated", json_integer((json_int_t)c->drv->unauthenticated));
+	json_object_set_new(ctr, "wrong_cluster", json_integer((json_int_t)c->drv->wrong_cluster));
+	json_object_set_new(ctr, "bad_version", json_integer((json_int_t)c->drv->version));
+	json_object_set_new(ctr, "unknown_type", json_integer((json_int_t)st->ctr.rx_unknown_type));
+	json_object_set_new(ctr, "send_errors", json_integer((json_int_t)c->drv->send_errors));
+	json_object_set_new(o, "counters", ctr);
+
+	/* Not implemented in this version: see the file comment. The
+	 * configuration is the file this daemon loaded (generation 1) and no
+	 * peer can hold another one, hence in_sync; no session is synced. */
+	json_object_set_new(o, "config", json_pack("{s:i,s:b,s:s,s:s}", "generation", 1,
+						   "in_sync", 1, "source", c->conf->source,
+						   "sync", "not-implemented"));
+	json_object_set_new(o, "sessions", json_pack("{s:i,s:b,s:s}", "count", 0, "in_sync", 1,
+						     "sync", "not-implemented"));
+	json_object_set_new(o, "upgrade", json_pack("{s:s,s:s}", "state", "idle",
+						    "issu", "not-implemented"));
+	free(st);
+	return o;
+}
