@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# tests/lab/test_probe.sh - lab test of tandem-probe itself: the failover
+# tests and benchmarks trust its figures, so they are checked here against
+# outages of known length on real kernels.
+#
+# Usage: bash tests/lab/test_probe.sh [BUILD_DIR=build]   (as root; builds nothing)
+#
+# Two namespaces, tpb-c (client, 192.0.2.10/24) and tpb-s (server,
+# 192.0.2.20/24), joined by one veth pair. Checks:
+#   (a) a clean run: no loss, small gaps, every connection alive, no reset;
+#   (b) a 300 ms blackhole (netem loss 100%) and (b2) a 300 ms link-down:
+#       the probe reports a gap of about 300 ms and every connection alive;
+#   (c) the server killed mid-run: resets counted, connections lost;
+#   (d) a target with nothing listening: exit 1 within about 2 s;
+#   (e) 2000 long-lived connections through one server;
+#   (f) usage errors exit 2; the human report and SIGTERM report work.
+# Every process is started here, killed by PID, and the namespaces are
+# deleted on exit.
+set -euo pipefail
+
+BUILD=${1:-build}
+PROBE="$(cd "$BUILD" 2>/dev/null && pwd)/tandem-probe" || { echo "test_probe: no build dir $BUILD" >&2; exit 2; }
+[ -x "$PROBE" ] || { echo "test_probe: $PROBE is not built" >&2; exit 1; }
+command -v jq >/dev/null || { echo "test_probe: jq is needed (scripts/deps.sh)" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "test_probe: must run as root (network namespaces)" >&2; exit 1; }
+
+NS_C=tpb-c
+NS_S=tpb-s
+DEV_C=tpb-c0
+DEV_S=tpb-s0
+C_ADDR=192.0.2.10
+S_ADDR=192.0.2.20
+PORT=7000
+WORK=$(mktemp -d /tmp/tpb.XXXXXX)
+SERVER_PID=
+CLIENT_PID=
+PASSED=0
+FAILED=0
+
+cleanup() {
+	local rc=$? p
+	for p in $CLIENT_PID $SERVER_PID; do
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	ip netns del "$NS_C" 2>/dev/null || true
+	ip netns del "$NS_S" 2>/dev/null || true
+	if [ "$rc" -ne 0 ] && [ -d "$WORK" ]; then
+		echo "test_probe: logs of the failed run:" >&2
+		tail -n 20 "$WORK"/*.err "$WORK"/*.log 2>/dev/null >&2 || true
+	fi
+	rm -rf "$WORK"
+	exit "$rc"
+}
+trap cleanup EXIT
+
+log() { printf '%s test_probe: %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
+die() {
+	echo "test_probe: FATAL: $*" >&2
+	exit 1
+}
+
+# expect LABEL ACTUAL OP WANT : a numeric check (OP is an awk comparison),
+# recorded and reported; the script goes on so one run shows every failure.
+expect() {
+	local label=$1 actual=$2 op=$3 want=$4
+	if [[ "$actual" =~ ^-?[0-9]+(\.[0-9]+)?$ ]] &&
+		awk -v a="$actual" -v b="$want" "BEGIN { exit !(a $op b) }"; then
+		printf '  ok    %s: %s %s %s\n' "$label" "$actual" "$op" "$want"
+		PASSED=$((PASSED + 1))
+	else
+		printf '  FAIL  %s: got %s, want %s %s\n' "$label" "$actual" "$op" "$want"
+		FAILED=$((FAILED + 1))
+	fi
+}
+
+# get NAME FIELD : a field of a client's JSON report
+get() { jq -r ".$2 // \"missing\"" "$WORK/$1.json"; }
+
+wait_file() {
+	local f=$1 limit_ds=$(($2 * 10)) i
+	for ((i = 0; i < limit_ds; i++)); do
+		[ -e "$f" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+setup_net() {
+	ip netns del "$NS_C" 2>/dev/null || true
+	ip netns del "$NS_S" 2>/dev/null || true
+	ip netns add "$NS_C"
+	ip netns add "$NS_S"
+	ip link add "$DEV_C" netns "$NS_C" type veth peer name "$DEV_S" netns "$NS_S"
+	ip -n "$NS_C" addr add "$C_ADDR/24" dev "$DEV_C"
+	ip -n "$NS_S" addr add "$S_ADDR/24" dev "$DEV_S"
+	ip -n "$NS_C" link set lo up
+	ip -n "$NS_S" link set lo up
+	ip -n "$NS_C" link set "$DEV_C" up
+	ip -n "$NS_S" link set "$DEV_S" up
+	ip netns exec "$NS_C" ping -c 1 -W 2 "$S_ADDR" >/dev/null || die "no connectivity between $NS_C and $NS_S"
+}
+
+start_server() {
+	rm -f "$WORK/server.ready"
+	ip netns exec "$NS_S" "$PROBE" server --bind "$S_ADDR" --port "$PORT" --duration-ms 120000 \
+		--ready-file "$WORK/server.ready" >>"$WORK/server.log" 2>&1 &
+	SERVER_PID=$!
+	wait_file "$WORK/server.ready" 5 || die "probe server not listening within 5 s"
+}
+
+stop_server() {
+	[ -n "$SERVER_PID" ] || return 0
+	kill -TERM "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+}
+
+# start_client NAME ARGS... : client in the background, JSON report in
+# $WORK/NAME.json; returns once it is ready (every connection echoing).
+start_client() {
+	local name=$1
+	shift
+	ip netns exec "$NS_C" "$PROBE" client --target "$S_ADDR" --port "$PORT" --json \
+		--ready-file "$WORK/$name.ready" "$@" >"$WORK/$name.json" 2>"$WORK/$name.err" &
+	CLIENT_PID=$!
+	wait_file "$WORK/$name.ready" 10 || die "$name: client not ready within 10 s: $(cat "$WORK/$name.err")"
+}
+
+# finish_client NAME : wait for it, check it ran and its report is JSON.
+finish_client() {
+	local name=$1 rc=0
+	wait "$CLIENT_PID" || rc=$?
+	CLIENT_PID=
+	expect "$name exit code" "$rc" == 0
+	jq -e . "$WORK/$name.json" >/dev/null 2>&1 || die "$name: report is not JSON: $(head -c 500 "$WORK/$name.json")"
+	log "$name: $(jq -c '{udp_sent,udp_lost,udp_max_gap_ms,udp_max_gap_start_ms,tcp_connections,tcp_survived,tcp_resets,tcp_failed,new_attempted,new_ok,new_failed,ready_ms}' "$WORK/$name.json")"
+}
+
+now_ms() { date +%s%3N; }
+
+# ---------------------------------------------------------------------------
+
+setup_net
+start_server
+
+log "(a) clean run: 3 s, 1 kHz UDP, 50 long-lived TCP, a new connection every 50 ms"
+start_client a --duration-ms 3000 --tcp 50 --new-every-ms 50
+finish_client a
+expect "(a) udp_sent" "$(get a udp_sent)" '>=' 2900
+expect "(a) udp_loss_pct" "$(get a udp_loss_pct)" '<' 1
+expect "(a) udp_max_gap_ms" "$(get a udp_max_gap_ms)" '<' 20
+expect "(a) tcp_connections" "$(get a tcp_connections)" == 50
+expect "(a) tcp_survived" "$(get a tcp_survived)" == 50
+expect "(a) tcp_resets" "$(get a tcp_resets)" == 0
+expect "(a) tcp_echoes (15 per connection)" "$(get a tcp_echoes)" '>=' 700
+expect "(a) new_attempted" "$(get a new_attempted)" == 60
+expect "(a) new_ok" "$(get a new_ok)" == 60
+expect "(a) new_failed" "$(get a new_failed)" == 0
+
+# A silent blackhole: netem where the kernel has it, otherwise an nftables
+# rule in the server's namespace that drops everything from the client.
+if ip netns exec "$NS_C" tc qdisc add dev lo root netem loss 0% 2>/dev/null; then
+	ip netns exec "$NS_C" tc qdisc del dev lo root
+	BLOCK_HOW="netem loss 100% on $DEV_C"
+	block() { ip netns exec "$NS_C" tc qdisc add dev "$DEV_C" root netem loss 100%; }
+	unblock() { ip netns exec "$NS_C" tc qdisc del dev "$DEV_C" root; }
+else
+	BLOCK_HOW="nftables drop in $NS_S (no netem in this kernel)"
+	block() {
+		printf 'table inet tpb_block {\n chain in {\n  type filter hook prerouting priority -300; policy accept;\n  ip saddr %s drop\n }\n}\n' \
+			"$C_ADDR" | ip netns exec "$NS_S" nft -f -
+	}
+	unblock() { ip netns exec "$NS_S" nft delete table inet tpb_block; }
+fi
+
+log "(b) 300 ms blackhole after ready: $BLOCK_HOW"
+start_client b --duration-ms 4000 --tcp 50 --new-every-ms 100 --gaps-over-ms 100
+sleep 0.5
+t_block=$(now_ms)
+block
+sleep 0.3
+unblock
+log "(b) link blocked for $(($(now_ms) - t_block)) ms"
+finish_client b
+expect "(b) udp_max_gap_ms" "$(get b udp_max_gap_ms)" '>=' 250
+expect "(b) udp_max_gap_ms" "$(get b udp_max_gap_ms)" '<=' 600
+expect "(b) gap began after ready" "$(get b udp_max_gap_start_ms)" '>' "$(get b ready_ms)"
+expect "(b) udp_lost (about 300 at 1 kHz)" "$(get b udp_lost)" '>=' 200
+expect "(b) udp_lost" "$(get b udp_lost)" '<=' 650
+expect "(b) gaps over 100 ms listed" "$(jq '.gaps | length' "$WORK/b.json")" == 1
+expect "(b) tcp_survived" "$(get b tcp_survived)" == 50
+expect "(b) tcp_resets" "$(get b tcp_resets)" == 0
+expect "(b) new_failed (SYN retransmitted)" "$(get b new_failed)" == 0
+
+log "(b2) 300 ms link down on the client's side after ready"
+start_client b2 --duration-ms 4000 --tcp 50
+sleep 0.5
+ip -n "$NS_C" link set "$DEV_C" down
+sleep 0.3
+ip -n "$NS_C" link set "$DEV_C" up
+finish_client b2
+expect "(b2) udp_max_gap_ms" "$(get b2 udp_max_gap_ms)" '>=' 250
+expect "(b2) udp_max_gap_ms" "$(get b2 udp_max_gap_ms)" '<=' 600
+expect "(b2) tcp_survived" "$(get b2 tcp_survived)" == 50
+expect "(b2) tcp_resets" "$(get b2 tcp_resets)" == 0
+
+log "(c) server killed (SIGKILL) mid-run: its kernel answers the next segments with resets"
+start_client c --duration-ms 3000 --tcp 50 --new-every-ms 50
+sleep 0.5
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=
+finish_client c
+expect "(c) tcp_connections" "$(get c tcp_connections)" == 50
+expect "(c) tcp_resets" "$(get c tcp_resets)" '>' 0
+expect "(c) tcp_survived" "$(get c tcp_survived)" '<' 50
+expect "(c) new_failed (refused)" "$(get c new_failed)" '>' 0
+expect "(c) new_refused" "$(get c new_refused)" '>' 0
+expect "(c) udp_last_echo_ms (stops at the kill)" "$(get c udp_last_echo_ms)" '<' 2000
+
+log "(d) nothing listening: the probe says so and exits 1"
+t0=$(now_ms)
+rc=0
+ip netns exec "$NS_C" "$PROBE" client --target "$S_ADDR" --port "$PORT" --duration-ms 10000 --tcp 5 \
+	--json >"$WORK/d.json" 2>"$WORK/d.err" || rc=$?
+elapsed=$(($(now_ms) - t0))
+expect "(d) exit code" "$rc" == 1
+expect "(d) gave up after (ms)" "$elapsed" '<' 4000
+expect "(d) says unreachable" "$(grep -c unreachable "$WORK/d.err" || true)" == 1
+
+log "(e) 2000 long-lived connections"
+start_server
+start_client e --duration-ms 2500 --tcp 2000 --udp-hz 100 --tcp-interval-ms 500
+finish_client e
+expect "(e) tcp_connections" "$(get e tcp_connections)" == 2000
+expect "(e) tcp_survived" "$(get e tcp_survived)" == 2000
+expect "(e) tcp_resets" "$(get e tcp_resets)" == 0
+stop_server
+expect "(e) server saw connections at once" "$(sed -n 's/.*tcp_open_max=\([0-9]*\).*/\1/p' "$WORK/server.log" | tail -n 1)" '>=' 2000
+
+log "(f) usage errors, the human report, SIGTERM"
+for args in "client --duration-ms 100" "client --target $S_ADDR" "client --target $S_ADDR --duration-ms 100 --udp-hz x" \
+	"client --target 192.0.2.999 --duration-ms 100" "client --target $S_ADDR --duration-ms 100 --udp-hz 0" \
+	"server" "server --bind $S_ADDR --port 70000" "frobnicate"; do
+	rc=0
+	# shellcheck disable=SC2086 # the arguments are split on purpose
+	"$PROBE" $args >/dev/null 2>&1 || rc=$?
+	expect "(f) '$args' exit code" "$rc" == 2
+done
+start_server
+rc=0
+ip netns exec "$NS_C" "$PROBE" client --target "$S_ADDR" --port "$PORT" --duration-ms 500 --tcp 3 \
+	>"$WORK/f.txt" 2>"$WORK/f.err" || rc=$?
+expect "(f) human report exit code" "$rc" == 0
+expect "(f) human report has udp_max_gap_ms=" "$(grep -c 'udp_max_gap_ms=' "$WORK/f.txt" || true)" == 1
+expect "(f) human report tcp_survived=3" "$(grep -c 'tcp_survived=3 ' "$WORK/f.txt" || true)" == 1
+start_client f2 --duration-ms 60000 --tcp 3
+t0=$(now_ms)
+kill -TERM "$CLIENT_PID"
+finish_client f2
+expect "(f) SIGTERM: report within (ms)" "$(($(now_ms) - t0))" '<' 2000
+expect "(f) SIGTERM: interrupted" "$(get f2 interrupted | sed 's/true/1/;s/false/0/')" == 1
+expect "(f) SIGTERM: tcp_survived" "$(get f2 tcp_survived)" == 3
+stop_server
+
+echo "test_probe: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
