@@ -64,6 +64,11 @@ $(B)/tandem-probe: $(B)/tools/probe.o
 $(B)/tests/test_%: $(B)/tests/unit/test_%.o $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+# The netlink driver and hook runner, checked against a real kernel inside
+# a network namespace by tests/lab/test_nl.sh.
+$(B)/tests/nl_check: $(B)/tests/lab/nl_check.o $(B)/libio.a $(B)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(SIM_BIN): $(B)/tests/sim/sim.o $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -76,7 +81,7 @@ golden: $(B)/tandemd
 	bash tests/golden/run.sh $(B)/tandemd
 fuzz:
 	bash tests/fuzz/run.sh
-lab: all
+lab: all $(B)/tests/nl_check
 	bash tests/lab/run.sh $(B)
 
 # The test suite: everything built with AddressSanitizer and

@@ -42,4 +42,22 @@ int nl_vip_present(struct nl *nl, const struct tnd_vip *v);
  * flag, target link-layer address option, to ff02::1) for IPv6. */
 int nl_vip_announce(struct nl *nl, const struct tnd_vip *v);
 
+/* What the driver dropped or recovered from, for metrics and tests. */
+struct nl_stats {
+	uint64_t malformed;       /* kernel messages dropped: bad lengths/types */
+	uint64_t overruns;        /* ENOBUFS on the event socket (events lost) */
+	uint64_t resyncs;         /* link re-dumps done to recover from overruns */
+	uint64_t stale;           /* replies to an earlier request, skipped */
+	uint64_t links_untracked; /* link messages beyond the link table */
+};
+void nl_get_stats(const struct nl *nl, struct nl_stats *out);
+/* The kernel's explanation (extended ack) of the last refused request, or
+ * "" when it gave none. */
+const char *nl_last_error(const struct nl *nl);
+/* Process a buffer of RTM_NEWLINK / RTM_DELLINK messages exactly as if read
+ * from the event socket: what nl_link_events() does after recv(). For
+ * tests and fuzzing of the message parser. 0 or <0. */
+int nl_link_feed(struct nl *nl, const void *buf, size_t len,
+		 void (*cb)(const char *ifname, bool up, void *arg), void *arg);
+
 #endif
