@@ -55,10 +55,18 @@
 #define ANNOUNCE_INTERVAL_MS 100
 #define RATELIMIT_INTERVAL_MS 5000   /* one log line per kind per 5 s */
 #define SPIN_GUARD_MS 1              /* least time between two EV_TICKs for one wake */
+#define HOOKS_TRACKED_MAX 64         /* running hooks remembered for their exit line */
 
 enum rl_kind {
 	RL_UNAUTH, RL_CLUSTER, RL_MALFORMED, RL_VERSION, RL_CORE_DROP,
 	RL_SEND, RL_RECV, RL_NL, RL_MAX,
+};
+
+/* Event name of each kind's rate-limited line. */
+static const char *const rl_event[RL_MAX] = {
+	[RL_UNAUTH] = "rx.drop", [RL_CLUSTER] = "rx.drop", [RL_MALFORMED] = "rx.drop",
+	[RL_VERSION] = "rx.drop", [RL_CORE_DROP] = "rx.drop", [RL_SEND] = "tx.error",
+	[RL_RECV] = "rx.error", [RL_NL] = "netlink.error",
 };
 
 struct ratelimit {
@@ -101,6 +109,13 @@ struct daemon {
 	int announce_left[TND_GROUPS_MAX];
 	mono_t announce_at[TND_GROUPS_MAX];
 	bool stopping;
+	/* Running hooks, so their exit is logged with what they were for.
+	 * A hook beyond the bound still runs and is reaped, only unnamed. */
+	struct {
+		pid_t pid; /* 0 = free */
+		uint8_t group_id;
+		enum gstate state;
+	} hooks[HOOKS_TRACKED_MAX];
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -144,7 +159,7 @@ static void rl_log(struct daemon *d, enum rl_kind k, mono_t now, const char *fmt
 	if (n >= 0 && n < (int)sizeof kv)
 		snprintf(kv + n, sizeof kv - n, " count=%" PRIu64 " suppressed=%" PRIu64,
 			 r->count, r->suppressed);
-	log_event_kv(LVL_WARN, k == RL_SEND ? "tx.error" : "rx.drop", kv);
+	log_event_kv(LVL_WARN, rl_event[k], kv);
 	r->last_log = now;
 	r->suppressed = 0;
 }
@@ -276,14 +291,22 @@ static void act_hook(struct daemon *d, const struct act *a)
 		return;
 	pid = hook_run(path, a->u.hook.group_id, gstate_name(a->u.hook.state),
 		       d->conf.nodes[d->self].name, d->conf.cluster_name);
-	if (pid < 0)
+	if (pid < 0) {
 		log_event(LVL_ERROR, "hook.error", "group=%u state=%s path=%s error=\"%s\"",
 			  a->u.hook.group_id, gstate_name(a->u.hook.state),
 			  log_kv_quote(path, q, sizeof q), strerror(errno));
-	else
-		log_event(LVL_INFO, "hook.start", "group=%u state=%s path=%s pid=%d",
-			  a->u.hook.group_id, gstate_name(a->u.hook.state),
-			  log_kv_quote(path, q, sizeof q), (int)pid);
+		return;
+	}
+	log_event(LVL_INFO, "hook.start", "group=%u state=%s path=%s pid=%d",
+		  a->u.hook.group_id, gstate_name(a->u.hook.state),
+		  log_kv_quote(path, q, sizeof q), (int)pid);
+	for (int i = 0; i < HOOKS_TRACKED_MAX; i++)
+		if (d->hooks[i].pid == 0) {
+			d->hooks[i].pid = pid;
+			d->hooks[i].group_id = a->u.hook.group_id;
+			d->hooks[i].state = a->u.hook.state;
+			break;
+		}
 }
 
 static void perform(struct daemon *d, mono_t now)
@@ -446,7 +469,7 @@ static void iface_cb(const char *ifname, bool up, void *arg)
 
 	ev.u.iface.ifname = ifname;
 	ev.u.iface.up = up;
-	log_event(LVL_DEBUG, "iface.state", "interface=%s up=%s", ifname, up ? "true" : "false");
+	log_event(LVL_DEBUG, "iface.event", "interface=%s up=%s", ifname, up ? "true" : "false");
 	drive(d, &ev, loop_now());
 }
 
@@ -486,17 +509,24 @@ static void shutdown_daemon(struct daemon *d, int signo)
 	loop_stop(d->loop);
 }
 
-static void reap_children(void)
+static void reap_children(struct daemon *d)
 {
 	int status;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		char what[64] = "";
+		for (int i = 0; i < HOOKS_TRACKED_MAX; i++)
+			if (d->hooks[i].pid == pid) {
+				snprintf(what, sizeof what, "group=%u state=%s ", d->hooks[i].group_id,
+					 gstate_name(d->hooks[i].state));
+				d->hooks[i].pid = 0;
+			}
 		if (WIFEXITED(status))
-			log_event(WEXITSTATUS(status) ? LVL_WARN : LVL_INFO, "hook.exit", "pid=%d exit=%d",
-				  (int)pid, WEXITSTATUS(status));
+			log_event(WEXITSTATUS(status) ? LVL_WARN : LVL_INFO, "hook.exit", "%spid=%d exit=%d",
+				  what, (int)pid, WEXITSTATUS(status));
 		else if (WIFSIGNALED(status))
-			log_event(LVL_WARN, "hook.exit", "pid=%d signal=%s", (int)pid,
+			log_event(LVL_WARN, "hook.exit", "%spid=%d signal=%s", what, (int)pid,
 				  sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
 	}
 }
@@ -512,7 +542,7 @@ static void on_signal(struct loop *l, int signo, void *arg)
 			shutdown_daemon(d, signo);
 		break;
 	case SIGCHLD:
-		reap_children();
+		reap_children(d);
 		break;
 	case SIGHUP:
 		log_event(LVL_WARN, "daemon.sighup",

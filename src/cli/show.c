@@ -1,0 +1,162 @@
+/* show.c - text rendering for tandemctl (see show.h). */
+#include "show.h"
+
+#include <string.h>
+
+static const char *str(json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : dflt;
+}
+
+static long long num(json_t *o, const char *key, long long dflt)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
+}
+
+static const char *yesno(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return !json_is_boolean(v) ? "-" : json_is_true(v) ? "yes" : "no";
+}
+
+const char *show_duration(long long s, char *buf, size_t len)
+{
+	if (s < 0)
+		snprintf(buf, len, "-");
+	else if (s < 60)
+		snprintf(buf, len, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%lldm%02llds", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, len, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+	return buf;
+}
+
+static int name_width(json_t *st)
+{
+	size_t w = 7; /* "Primary" */
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "peers"), i, v)
+		if (strlen(str(v, "node", "")) > w)
+			w = strlen(str(v, "node", ""));
+	if (strlen(str(st, "node", "")) > w)
+		w = strlen(str(st, "node", ""));
+	return (int)w;
+}
+
+static void show_groups(FILE *f, json_t *st, int nw)
+{
+	json_t *g;
+	size_t i;
+
+	fprintf(f, "Redundancy groups:\n");
+	fprintf(f, "  %-5s  %-10s  %-8s  %-7s  %-*s  %-7s  %s\n", "Group", "State", "Priority",
+		"Manual", nw, "Primary", "Since", "Notes");
+	json_array_foreach(json_object_get(st, "groups"), i, g) {
+		char since[32], manual[96], notes[256] = "";
+		json_t *mt = json_object_get(g, "manual_target");
+		size_t n = 0;
+
+		snprintf(manual, sizeof manual, "%s", yesno(g, "manual"));
+		if (json_is_true(json_object_get(g, "manual")) && json_is_string(mt))
+			n += (size_t)snprintf(notes + n, sizeof notes - n, "manual to %s; ",
+					      json_string_value(mt));
+		if (json_is_false(json_object_get(g, "eligible")))
+			n += (size_t)snprintf(notes + n, sizeof notes - n, "ineligible: %s; ",
+					      str(g, "why_ineligible", "?"));
+		if (json_is_true(json_object_get(g, "preempt_suspended")) && n < sizeof notes)
+			n += (size_t)snprintf(notes + n, sizeof notes - n, "preempt suspended; ");
+		if (n >= 2 && n < sizeof notes)
+			notes[n - 2] = '\0';
+		char line[512];
+		int len = snprintf(line, sizeof line, "  %-5lld  %-10s  %-8lld  %-7s  %-*s  %-7s  %s",
+				   num(g, "id", -1), str(g, "state", "-"), num(g, "priority", -1),
+				   manual, nw, str(g, "primary", "-"),
+				   show_duration(num(g, "since_s", -1), since, sizeof since), notes);
+		if (len > (int)sizeof line - 1)
+			len = (int)sizeof line - 1;
+		while (len > 0 && line[len - 1] == ' ')
+			line[--len] = '\0';
+		fprintf(f, "%s\n", line);
+	}
+}
+
+static void show_peers(FILE *f, json_t *st, int nw)
+{
+	json_t *p, *l;
+	size_t i, j;
+
+	fprintf(f, "Peers:\n");
+	if (json_array_size(json_object_get(st, "peers")) == 0) {
+		fprintf(f, "  none\n");
+		return;
+	}
+	fprintf(f, "  %-*s  %-5s  %-12s  %-7s  %s\n", nw, "Node", "State", "Version", "Since", "Links");
+	json_array_foreach(json_object_get(st, "peers"), i, p) {
+		char since[32], links[512] = "", state[16];
+		size_t n = 0;
+
+		json_array_foreach(json_object_get(p, "links"), j, l) {
+			if (n < sizeof links)
+				n += (size_t)snprintf(links + n, sizeof links - n, "%s%s %s", j ? ", " : "",
+						      str(l, "address", "?"), str(l, "state", "?"));
+		}
+		snprintf(state, sizeof state, "%s", str(p, "state", "-"));
+		fprintf(f, "  %-*s  %-5s  %-12s  %-7s  %s%s\n", nw, str(p, "node", "-"), state,
+			str(p, "version", "-"), show_duration(num(p, "since_s", -1), since, sizeof since),
+			links, json_is_true(json_object_get(p, "maintenance")) ? "  (maintenance)" : "");
+	}
+}
+
+void show_status(FILE *f, json_t *st)
+{
+	json_t *proto = json_object_get(st, "protocol"), *ctr = json_object_get(st, "counters");
+	json_t *a, *cfg = json_object_get(st, "config"), *ses = json_object_get(st, "sessions");
+	json_t *upg = json_object_get(st, "upgrade");
+	char up[32];
+	int nw = name_width(st);
+	size_t i;
+
+	fprintf(f, "Cluster: %s (id %lld)   Node: %s   Version: %s\n", str(st, "cluster", "-"),
+		num(st, "cluster_id", -1), str(st, "node", "-"), str(st, "version", "-"));
+	fprintf(f, "Protocol: level %lld (speaks %lld..%lld)   Uptime: %s   Maintenance: %s%s\n\n",
+		num(proto, "level", -1), num(proto, "min", -1), num(proto, "max", -1),
+		show_duration(num(st, "uptime_s", -1), up, sizeof up),
+		json_is_true(json_object_get(st, "maintenance")) ? "on" : "off",
+		json_is_true(json_object_get(st, "tilt")) ? "   (observing after a stall)" : "");
+	show_groups(f, st, nw);
+	fprintf(f, "\n");
+	show_peers(f, st, nw);
+	fprintf(f, "\nAlarms:");
+	if (json_array_size(json_object_get(st, "alarms")) == 0)
+		fprintf(f, " none\n");
+	else
+		fprintf(f, "\n");
+	json_array_foreach(json_object_get(st, "alarms"), i, a)
+		fprintf(f, "  %s\n", json_string_value(a) ? json_string_value(a) : "?");
+	fprintf(f, "Counters: rx %lld  tx %lld  malformed %lld  replayed %lld  unauthenticated %lld  "
+		   "wrong_cluster %lld  unknown_type %lld  send_errors %lld\n",
+		num(ctr, "rx", 0), num(ctr, "tx", 0), num(ctr, "malformed", 0), num(ctr, "replayed", 0),
+		num(ctr, "unauthenticated", 0), num(ctr, "wrong_cluster", 0), num(ctr, "unknown_type", 0),
+		num(ctr, "send_errors", 0));
+	fprintf(f, "Configuration: generation %lld, in sync %s%s\n", num(cfg, "generation", -1),
+		yesno(cfg, "in_sync"),
+		strcmp(str(cfg, "sync", ""), "not-implemented") == 0 ? " (cluster config sync not implemented yet)" : "");
+	fprintf(f, "Sessions: %lld, in sync %s%s\n", num(ses, "count", -1), yesno(ses, "in_sync"),
+		strcmp(str(ses, "sync", ""), "not-implemented") == 0 ? " (session sync not implemented yet)" : "");
+	fprintf(f, "Upgrade: %s\n", str(upg, "state", "-"));
+}
+
+void show_event(FILE *f, json_t *ev)
+{
+	const char *kv = str(ev, "kv", "");
+
+	fprintf(f, "%s %-5s %s%s%s\n", str(ev, "ts", "-"), str(ev, "level", "-"), str(ev, "event", "-"),
+		*kv ? " " : "", kv);
+}
