@@ -53,17 +53,17 @@ for t in ip jq timeout; do command -v $t >/dev/null || die "needs $t"; done
 ip netns del $NA 2>/dev/null; ip netns del $NB 2>/dev/null
 ip netns add $NA && ip netns add $NB || die "cannot create namespaces"
 ip link add tdm-va netns $NA type veth peer name tdm-vb netns $NB || die "veth"
+# lan0 is one end of a veth pair kept inside the namespace (the dummy
+# driver is not available on every kernel; veth is).
 for ns in $NA $NB; do
 	ip -n $ns link set lo up
-	ip -n $ns link add lan0 type dummy
-	ip -n $ns link set lan0 up
+	ip -n $ns link add lan0 type veth peer name lan0p || die "cannot create lan0 in $ns"
+	ip -n $ns link set lan0p up && ip -n $ns link set lan0 up || die "lan0 up in $ns"
 done
 ip -n $NA link set tdm-va name ctl0
 ip -n $NB link set tdm-vb name ctl0
-ip -n $NA addr add 203.0.113.1/24 dev ctl0
-ip -n $NB addr add 203.0.113.2/24 dev ctl0
-ip -n $NA link set ctl0 up
-ip -n $NB link set ctl0 up
+ip -n $NA addr add 203.0.113.1/24 dev ctl0 && ip -n $NB addr add 203.0.113.2/24 dev ctl0 &&
+	ip -n $NA link set ctl0 up && ip -n $NB link set ctl0 up || die "cannot set up ctl0"
 
 head -c 32 /dev/urandom >"$D/cluster.key"
 head -c 32 /dev/urandom >"$D/wrong.key"
@@ -196,7 +196,8 @@ ip netns exec $NA "$BUILD/tandemd" --config "$D/tandem.yaml" --node fw-a --state
 	--socket "$D/a.sock" >/dev/null 2>"$D/dup.err" &
 dup=$!
 PID[dup]=$dup
-timeout 5 tail --pid=$dup -f /dev/null
+dup_done() { ! kill -0 $dup 2>/dev/null; }
+wait_until 5 dup_done
 wait $dup
 rc=$?
 PID[dup]=
@@ -287,7 +288,8 @@ wait_until 5 primary_is 0 fw-a && wait_until 5 primary_is 1 fw-a && wait_until 3
 # ---- SIGTERM of the primary ----------------------------------------------
 t0=$(now_ms)
 kill -TERM "${PID[a]}"
-timeout 5 tail --pid="${PID[a]}" -f /dev/null
+exited() { ! kill -0 "${PID[a]}" 2>/dev/null; }
+wait_until 5 exited
 wait "${PID[a]}"
 rc=$?
 PID[a]=
@@ -306,9 +308,12 @@ rc=$?
 	pass "tandemctl against a stopped daemon: exit 1, $(cat "$D/err.txt")" || fail "unreachable: rc=$rc"
 
 # ---- the wrong key -------------------------------------------------------
+# First let fw-b declare the real fw-a lost (2 s of silence), then give
+# the impostor longer than that to (fail to) revive it.
+wait_until 5 eval '[ "$(st b | jq -r ".peers[0].state")" = lost ]' || fail "fw-b never declared fw-a lost"
 u0=$(st b | jq .counters.unauthenticated)
 start a fw-a "$D/wrong.yaml" .wrong
-sleep 1.5
+sleep 2.5
 u1=$(st b | jq .counters.unauthenticated)
 [ "$u1" -gt "$u0" ] && pass "fw-b counts the impostor's packets as unauthenticated ($u0 -> $u1)" ||
 	fail "unauthenticated did not grow: $u0 -> $u1"
