@@ -790,14 +790,16 @@ int main(int argc, char **argv)
 		case 'P': print = true; break;
 		case 'd': log_set_debug(true); break;
 		case 'V': printf("tandemd %s (protocol %d..%d)\n", TND_VERSION, WIRE_PROTO_MIN, WIRE_PROTO_MAX);
+			  free(d);
 			  return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h': usage(stdout); free(d); return 0;
+		default: usage(stderr); free(d); return 2;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "tandemd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		free(d);
 		return 2;
 	}
 
@@ -805,12 +807,15 @@ int main(int argc, char **argv)
 	if (check || print) {
 		if (r != 0 || d->diags.n > 0) {
 			print_diags(&d->diags, d->conf_path);
-			return 1;
+			r = 1;
+		} else if (print) {
+			r = conf_print(&d->conf, stdout) == 0 && fflush(stdout) == 0 ? 0 : 1;
+		} else {
+			printf("%s: configuration valid\n", d->conf_path);
+			r = 0;
 		}
-		if (print)
-			return conf_print(&d->conf, stdout) == 0 && fflush(stdout) == 0 ? 0 : 1;
-		printf("%s: configuration valid\n", d->conf_path);
-		return 0;
+		free(d);
+		return r;
 	}
 	if (r != 0 || d->diags.n > 0) {
 		print_diags(&d->diags, d->conf_path);
