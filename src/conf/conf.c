@@ -336,6 +336,87 @@ static bool text_scan(struct pctx *p, const char *text, size_t len)
 	return true;
 }
 
+/* Unfold the content of a single-quoted scalar (YAML 1.2 section 7.3.2):
+ * '' is a quote; a line break with the blanks around it is one space, or
+ * one newline per empty line that follows it. */
+static size_t sq_unfold(const char *in, size_t len, char *out)
+{
+	size_t o = 0, keep = 0; /* keep: end of the line's last non-blank */
+
+	for (size_t i = 0; i < len;) {
+		char ch = in[i];
+
+		if (ch == '\'' && i + 1 < len && in[i + 1] == '\'') {
+			out[o++] = '\'';
+			keep = o;
+			i += 2;
+		} else if (ch == '\n' || ch == '\r') {
+			int empty = 0;
+
+			o = keep; /* drop blanks before the break */
+			for (;;) {
+				if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n')
+					i++;
+				i++;
+				while (i < len && (in[i] == ' ' || in[i] == '\t'))
+					i++;
+				if (i < len && (in[i] == '\n' || in[i] == '\r')) {
+					empty++;
+					continue;
+				}
+				break;
+			}
+			if (empty == 0)
+				out[o++] = ' ';
+			while (empty-- > 0)
+				out[o++] = '\n';
+			keep = o;
+		} else {
+			out[o++] = ch;
+			i++;
+			if (ch != ' ' && ch != '\t')
+				keep = o;
+		}
+	}
+	return o;
+}
+
+/* The text of a scalar token, NUL-terminated, in the arena. libfyaml
+ * 0.7.12 gets runs of '' escapes in single-quoted scalars wrong (and
+ * leaks while doing it), so those are unfolded here from the source; the
+ * token's marks span the content between the quotes. */
+static char *scalar_text(struct pctx *p, struct fy_token *tok,
+			 enum fy_node_style st, const char *src, size_t src_len,
+			 size_t *out_len)
+{
+	const struct fy_mark *a = fy_token_start_mark(tok);
+	const struct fy_mark *b = fy_token_end_mark(tok);
+	const char *t;
+	size_t tl = 0;
+	char *copy;
+
+	if (st == FYNS_SINGLE_QUOTED && a && b && a->input_pos <= b->input_pos &&
+	    b->input_pos <= src_len) {
+		size_t rl = b->input_pos - a->input_pos;
+
+		copy = arena_alloc(&p->ar, rl + 1);
+		if (!copy)
+			return NULL;
+		*out_len = sq_unfold(src + a->input_pos, rl, copy);
+		return copy;
+	}
+	t = fy_token_get_text(tok, &tl);
+	if (!t)
+		tl = 0;
+	copy = arena_alloc(&p->ar, tl + 1);
+	if (!copy)
+		return NULL;
+	if (tl)
+		memcpy(copy, t, tl);
+	*out_len = tl;
+	return copy;
+}
+
 /* Parse `text` into a tree. Returns 0 with *root (NULL for an empty
  * stream), or -1 when the YAML itself is unusable (already reported). */
 static int tree_build(struct pctx *p, const char *text, size_t len,
@@ -410,17 +491,15 @@ static int tree_build(struct pctx *p, const char *text, size_t len,
 			n->col = col;
 			if (ev->type == FYET_SCALAR) {
 				size_t tl = 0;
-				const char *t = fy_token_get_text(ev->scalar.value, &tl);
 				enum fy_node_style st = fy_event_get_node_style(ev);
-				char *copy = arena_alloc(&p->ar, tl + 1);
+				char *copy = scalar_text(p, ev->scalar.value, st,
+							 text, len, &tl);
 
 				if (!copy) {
 					diag_add(&p->dx, line, col, "out of memory");
 					rc = -1;
 					break;
 				}
-				if (tl)
-					memcpy(copy, t, tl);
 				n->text = copy;
 				n->len = tl;
 				n->plain = st == FYNS_PLAIN || st == FYNS_ANY;
