@@ -651,8 +651,13 @@ static int probe_server(int argc, char **argv)
 	fflush(stdout);
 	rc = PROBE_EXIT_OK;
 out:
-	while (s.conns)
-		probe_srv_close(&s, s.conns);
+	while (s.conns) {
+		struct probe_srv_conn *next = s.conns->next;
+
+		close(s.conns->fd);
+		free(s.conns);
+		s.conns = next;
+	}
 	if (s.udp_fd >= 0)
 		close(s.udp_fd);
 	if (s.tcp_fd >= 0)
@@ -1229,7 +1234,7 @@ static void probe_udp_receive(struct probe_client *c)
 	int round;
 
 	for (round = 0; round < PROBE_UDP_RX_BURST_MAX; round++) {
-		struct sockaddr_storage from;
+		struct sockaddr_storage from = { .ss_family = AF_UNSPEC };
 		socklen_t fl = sizeof(from);
 		ssize_t n = recvfrom(c->udp_fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
 		int64_t now = probe_now_ns(), sent, gap;
