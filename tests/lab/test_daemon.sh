@@ -323,12 +323,27 @@ grep -q "event=rx.drop.*reason=unauthenticated" "$D/b.log" && pass "fw-b logged 
 	fail "no rx.drop line in fw-b's log"
 n=$(grep -c "event=rx.drop.*reason=unauthenticated" "$D/b.log")
 [ "$n" -le 2 ] && pass "drop log is rate limited ($n lines for $u1 packets)" || fail "$n drop lines"
-kill -TERM "${PID[a]}"
-wait "${PID[a]}"
+# Alone as far as it knows, the impostor claims group 1 and its VIP. It
+# then dies without cleaning up: socket file and VIP stay behind.
+wait_until 5 eval '[ "$(gfield a 1 state)" = primary ]' && wait_until 3 has_vip a ||
+	fail "impostor did not claim group 1"
+kill -KILL "${PID[a]}"
+wait "${PID[a]}" 2>/dev/null
 PID[a]=
+[ -S "$D/a.sock" ] && has_vip a || fail "SIGKILL left no socket/VIP behind (test premise)"
 
-# ---- restart on the same state dir: the incarnation grows -----------------
-start a fw-a "$D/tandem.yaml"
+# ---- restart after a crash: default node, $TANDEM_SOCKET, stale files ----
+# No --node (fw-a is the node with a local link address here) and the
+# socket from the environment; the stale socket is replaced and the VIP
+# the dead process left is removed before anything else happens.
+TANDEM_SOCKET="$D/a.sock" ip netns exec $NA "$BUILD/tandemd" --config "$D/tandem.yaml" \
+	--state-dir "$D/a.state" >>"$D/a.log" 2>&1 &
+PID[a]=$!
+wait_until 10 eval 'ctl a status >/dev/null 2>&1' || die "restarted fw-a does not answer"
+[ "$(st a | jq -r .node)" = fw-a ] && pass "without --node, the daemon found itself: fw-a" ||
+	fail "default node: $(st a | jq -r .node)"
+grep -q "event=vip.stale.*address=$VIP/24" "$D/a.log" && pass "stale VIP from the crashed run removed at start" ||
+	fail "no vip.stale event"
 inc2=$(st a | jq .incarnation)
 [ "$inc2" -gt "$inc1" ] && pass "incarnation grew across restarts ($inc1 -> $inc2)" || fail "incarnation $inc1 -> $inc2"
 wait_until 5 eval '[ "$(st b | jq -r ".peers[0].state")" = alive ]' && pass "fw-a rejoined" || fail "fw-a did not rejoin"
