@@ -386,13 +386,16 @@ lab_stop_node() {
 # remains on the segments.
 lab_kill_node() {
 	local i=$1 pid=${LAB_PID[$1]:-}
-	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	ip -n "${P}gw$i" -batch - <<EOF
+	# The shell's "Killed" job notice is noise here: stderr off for the block.
+	{
+		[ -n "$pid" ] && kill -KILL "$pid"
+		ip -n "${P}gw$i" -batch - <<EOF
 link set lan0 down
 link set wan0 down
 link set ctl0 down
 EOF
-	[ -n "$pid" ] && wait "$pid" 2>/dev/null
+		[ -n "$pid" ] && wait "$pid"
+	} 2>/dev/null
 	LAB_PID[$i]=
 	echo "=== $(date +%T.%3N) lab: killed gw$i (SIGKILL, links down)" >>"$LAB_DIR/gw$i.log"
 }
@@ -412,7 +415,7 @@ lab_revive_node() {
 # lab_group_field I G FIELD : one field of group G in node I's status.
 lab_group_field() {
 	lab_status "$1" 2>/dev/null | jq -r --argjson g "$2" --arg f "$3" \
-		'.groups[] | select(.id == $g) | .[$f] // empty'
+		'.groups[] | select(.id == $g) | if has($f) then .[$f] else empty end'
 }
 lab_group_state() { lab_group_field "$1" "$2" state; }
 lab_group_is() { [ "$(lab_group_state "$1" "$2")" = "$3" ]; }
@@ -474,6 +477,10 @@ lab_vip_holders() {
 		ip -n "${P}gw$i" -4 -o addr show 2>/dev/null | grep -q " inet $addr/" && echo "gw$i"
 	done
 	return 0
+}
+# Both VIPs on NODE (others may hold them too, e.g. a dead node's leftovers).
+lab_vips_on() {
+	lab_vip_holders $VIP_LAN | grep -qx "$1" && lab_vip_holders $VIP_WAN | grep -qx "$1"
 }
 # Both VIPs on exactly NODE, and on no other gateway.
 lab_vips_only_on() {

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# demo.sh BUILD_DIR - `make demo`: a two-node Tandem cluster in network
+# namespaces carrying real traffic (1 kHz UDP, 20 long-lived TCP connections,
+# a new TCP connection every 50 ms) through its VIPs, taken through a planned
+# failover, its failback, an unplanned failover (the primary dies) and the
+# recovery; then a report of what the traffic saw at each event, judged
+# against SPEC section 6, and the cluster's status at the end.
+# Exits 1 if any event broke a guarantee.
+set -uo pipefail
+LAB_NAME=demo
+source "$(dirname "$0")/lib.sh"
+lab_init "${1:-}" tandemd tandemctl tandem-probe
+
+if [ -t 1 ]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'; else B= G= R= N=; fi
+say() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
+
+PREEMPT_DELAY_S=1
+say "Building the lab: client -- [gw1, gw2] -- server, in namespaces ${P}*"
+lab_up 2 --preempt true --preempt-delay-s $PREEMPT_DELAY_S
+UNPLANNED_LIMIT_MS=$((LAB_DEAD_AFTER * LAB_HB_MS + 50))
+cat <<EOF
+   client 192.0.2.100 --(LAN)-- gw1 / gw2 --(WAN)-- server 198.51.100.100
+   VIPs 192.0.2.1 (LAN) and 198.51.100.1 (WAN), group 1; control link 203.0.113.0/24
+   heartbeat ${LAB_HB_MS} ms, dead after ${LAB_DEAD_AFTER} missed; preempt after ${PREEMPT_DELAY_S} s
+   priorities: gw1 200, gw2 100; configuration in $LAB_DIR/tandem.yaml
+EOF
+lab_probe_server
+
+say "Starting tandemd on gw1 and gw2"
+lab_start_node 1
+lab_start_node 2
+lab_wait_primary 0 gw1 15 >/dev/null || lab_fail "group 0 was not elected"
+t=$(lab_wait_primary 1 gw1 15) || lab_fail "group 1 was not elected"
+echo "   gw1 is primary of groups 0 and 1, gw2 secondary; VIPs on: $(lab_vip_holders | xargs)"
+
+ROWS=()
+BROKEN=0
+
+# event NAME KIND(planned|unplanned|steady) WANT_PRIMARY COMMAND...
+# Runs the probe for 5 s, the command 1 s into it, waits until WANT_PRIMARY
+# is agreed primary of group 1, and records the probe's figures.
+event() {
+	local name=$1 kind=$2 want=$3 out t0 took limit verdict new_rule
+	shift 3
+	out=$LAB_DIR/event-${#ROWS[@]}.json
+	say "$name"
+	lab_probe_start "$out" --duration-ms 5000 "${PROBE_LOAD[@]}"
+	sleep 1
+	t0=$(lab_now_ms)
+	[ $# -gt 0 ] && { echo "   \$ $*"; "$@" >/dev/null; }
+	if lab_wait_primary 1 "$want" 10 >/dev/null; then
+		took=$(($(lab_now_ms) - t0))
+	else
+		took=never
+	fi
+	lab_probe_wait "$out"
+	echo "   group 1 primary: $want after ${took} ms; VIPs on: $(lab_vip_holders | xargs)"
+	echo "   traffic: $(lab_probe_summary "$out")"
+	case $kind in
+	unplanned) limit=$UNPLANNED_LIMIT_MS new_rule=0 ;;
+	*) limit=50 new_rule=1 ;;
+	esac
+	verdict=ok
+	local gap con surv rst nok nfail lost
+	gap=$(jq -r '.udp_max_gap_ms' "$out")
+	lost=$(jq -r '.udp_lost' "$out")
+	con=$(jq -r '.tcp_connections' "$out")
+	surv=$(jq -r '.tcp_survived' "$out")
+	rst=$(jq -r '.tcp_resets' "$out")
+	nok=$(jq -r '.new_ok' "$out")
+	nfail=$(jq -r '.new_failed' "$out")
+	[ "$took" = never ] && verdict=BROKEN
+	[ "${gap%.*}" -lt "$limit" ] 2>/dev/null || verdict=BROKEN
+	[ "$surv" = "$con" ] && [ "$rst" = 0 ] || verdict=BROKEN
+	[ $new_rule = 1 ] && [ "$nfail" != 0 ] && verdict=BROKEN
+	[ $verdict = ok ] || BROKEN=$((BROKEN + 1))
+	ROWS+=("$name|$kind|$want|$took|$gap|$limit|$lost|$surv/$con|$rst|$nok/$nfail|$verdict")
+}
+
+event "Steady state: no change" steady gw1
+event "Planned failover: tandemctl failover --group 1 --to gw2" planned gw2 \
+	lab_ctl 1 failover --group 1 --to gw2
+event "Failback: tandemctl failover --group 1 --reset (gw1 preempts after ${PREEMPT_DELAY_S} s)" planned gw1 \
+	lab_ctl 1 failover --group 1 --reset
+event "Unplanned failover: gw1 dies (kill -9, its links down)" unplanned gw2 \
+	lab_kill_node 1
+event "Recovery: gw1 comes back, preempts after ${PREEMPT_DELAY_S} s" planned gw1 \
+	lab_revive_node 1
+
+say "Report"
+{
+	printf '%-3s %-62s %-9s %-8s %-12s %-9s %-9s %-7s %-10s %s\n' \
+		"#" "EVENT" "PRIMARY" "TAKEN" "GAP ms" "UDP LOST" "TCP KEPT" "RESETS" "NEW ok/x" "RESULT"
+	i=0
+	for r in "${ROWS[@]}"; do
+		IFS='|' read -r name kind want took gap limit lost surv rst new verdict <<<"$r"
+		i=$((i + 1))
+		[ "$took" != never ] && took="${took}ms"
+		[ "$kind" = steady ] && took=-
+		if [ "$verdict" = ok ]; then v="${G}ok${N}"; else v="${R}BROKEN${N}"; fi
+		printf '%-3s %-62s %-9s %-8s %-12s %-9s %-9s %-7s %-10s %s\n' \
+			"$i" "${name:0:62}" "$want" "$took" "$gap (<$limit)" "$lost" "$surv" "$rst" "$new" "$v"
+	done
+}
+cat <<EOF
+
+   GAP: longest silence of the 1 kHz UDP stream (limit: 50 ms planned,
+        dead_after x heartbeat + 50 = ${UNPLANNED_LIMIT_MS} ms unplanned).
+   TCP KEPT: long-lived connections alive at the end / opened. NEW: new
+        connections opened every 50 ms, ok / failed (must be 0 when planned).
+   TAKEN: time until every live node agreed on the new primary, as seen by
+        polling tandemctl status (so it includes the polling delay).
+EOF
+
+say "Cluster status at the end"
+for i in 1 2; do
+	echo "--- tandemctl status on gw$i"
+	lab_ctl $i status | sed 's/^/   /'
+done
+
+if [ $BROKEN -gt 0 ]; then
+	say "${R}$BROKEN event(s) broke a guarantee; logs in $LAB_DIR${N}"
+	exit 1
+fi
+say "${G}Every event within the guarantees.${N}"
