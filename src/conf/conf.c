@@ -503,6 +503,15 @@ static int tree_build(struct pctx *p, const char *text, size_t len,
 				n->text = copy;
 				n->len = tl;
 				n->plain = st == FYNS_PLAIN || st == FYNS_ANY;
+				/* libfyaml marks a quoted scalar's content;
+				 * an operator looks for the opening quote. */
+				if ((st == FYNS_SINGLE_QUOTED ||
+				     st == FYNS_DOUBLE_QUOTED) && m &&
+				    m->input_pos > 0 && m->input_pos <= len &&
+				    n->col > 1 &&
+				    text[m->input_pos - 1] ==
+					    (st == FYNS_SINGLE_QUOTED ? '\'' : '"'))
+					n->col--;
 				n->type = n->plain && is_null_text(copy, tl)
 						  ? Y_NULL : Y_SCALAR;
 				tag = ev->scalar.tag;
@@ -527,9 +536,14 @@ static int tree_build(struct pctx *p, const char *text, size_t len,
 				n->text = "";
 				tag = ev->sequence_start.tag;
 			}
-			if (tag)
-				diag_add(&p->dx, n->line, n->col,
+			if (tag) {
+				const struct fy_mark *tm = fy_token_start_mark(tag);
+				bool tm_ok = tm && tm->line >= 0;
+
+				diag_add(&p->dx, tm_ok ? tm->line + 1 : n->line,
+					 tm_ok ? tm->column + 1 : n->col,
 					 "YAML tags are not supported");
+			}
 			if (depth == 0)
 				*root = n;
 			else
@@ -1857,8 +1871,9 @@ static bool numberish(const char *s)
 	return dots <= 1;
 }
 
-/* Plain when no YAML reader could mistake it, double-quoted otherwise
- * (non-ASCII as \u escapes, so the output is plain ASCII). */
+/* Plain when no YAML reader could mistake it, double-quoted otherwise,
+ * with escapes for what YAML would not keep as is (controls, line and
+ * paragraph separators, the BOM). */
 static void emit_str(FILE *f, const char *s, bool flow)
 {
 	static const char *const special[] = {
@@ -1902,8 +1917,9 @@ static void emit_str(FILE *f, const char *s, bool flow)
 			fprintf(f, "\\%c", (int)cp);
 		else if (cp < 0x20 || cp == 0x7f)
 			fprintf(f, "\\x%02x", (unsigned)cp);
-		else if (cp < 0x80)
-			fputc((int)cp, f);
+		else if (cp < 0x80 || (cp >= 0xa0 && cp != 0x2028 &&
+					cp != 0x2029 && cp != 0xfeff))
+			fwrite(u, 1, n, f);
 		else if (cp <= 0xffff)
 			fprintf(f, "\\u%04x", (unsigned)cp);
 		else
