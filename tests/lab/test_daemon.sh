@@ -7,7 +7,8 @@
 # Checks: --check-config on good and bad files; election (fw-a, priority
 # 200, is primary of groups 0 and 1 and only it holds VIP 192.0.2.1);
 # `failover --to` moves the group and its VIP and exits 0; unknown node
-# exits 2, a target in maintenance exits 3; maintenance on/off; events
+# exits 2, a target in maintenance exits 3; maintenance on/off;
+# activate/deactivate; events
 # (with reasons) and events --follow; a second daemon on a live socket is
 # refused; SIGTERM of the primary hands its groups over faster than
 # failure detection could, and removes its VIPs; a daemon with the wrong
@@ -277,12 +278,22 @@ kill "${PID[follow]}" 2>/dev/null
 wait "${PID[follow]}" 2>/dev/null
 PID[follow]=
 
-# Put both groups on fw-a for the stop test.
-for g in 0 1; do
-	ctl a failover --group $g --to fw-a >/dev/null 2>&1 || [ "$(gfield a $g primary)" = fw-a ] ||
-		fail "cannot move group $g back to fw-a"
-done
-wait_until 5 primary_is 0 fw-a && wait_until 5 primary_is 1 fw-a && wait_until 3 has_vip a ||
+# ---- deactivate / activate ------------------------------------------------
+# Wherever the groups are now, activate pulls both to fw-a, deactivate
+# pushes them to fw-b, activate brings them back for the stop test.
+on_a() { primary_is 0 fw-a && primary_is 1 fw-a; }
+on_b() { primary_is 0 fw-b && primary_is 1 fw-b; }
+out=$(ctl a activate 2>&1)
+rc=$?
+[ $rc = 0 ] && wait_until 5 on_a && pass "activate: fw-a took both groups ($out)" ||
+	fail "activate: rc=$rc $out; a=$(st a | jq -c '[.groups[]|{id,state,primary}]')"
+out=$(ctl a deactivate 2>&1)
+rc=$?
+[ $rc = 0 ] && wait_until 5 on_b && wait_until 3 has_vip b && wait_until 3 eval '! has_vip a' &&
+	pass "deactivate: fw-a gave both groups and the VIP to fw-b ($out)" ||
+	fail "deactivate: rc=$rc $out; b=$(st b | jq -c '[.groups[]|{id,state,primary}]')"
+ctl a activate >/dev/null 2>&1
+wait_until 5 on_a && wait_until 3 has_vip a && pass "activate again: groups and VIP back on fw-a" ||
 	fail "groups not back on fw-a"
 
 # ---- SIGTERM of the primary ----------------------------------------------
