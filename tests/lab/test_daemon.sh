@@ -2,17 +2,18 @@
 # test_daemon.sh BUILD_DIR - tandemd and tandemctl end to end, in two
 # network namespaces (prefix "tdm-") joined by one veth link:
 #
-#   tdm-a: ctl0 203.0.113.1/24, dummy lan0     tdm-b: ctl0 203.0.113.2/24, dummy lan0
+#   tdm-a: ctl0 203.0.113.1/24, lan0 (veth)    tdm-b: ctl0 203.0.113.2/24, lan0 (veth)
 #
 # Checks: --check-config on good and bad files; election (fw-a, priority
 # 200, is primary of groups 0 and 1 and only it holds VIP 192.0.2.1);
 # `failover --to` moves the group and its VIP and exits 0; unknown node
-# exits 2, a target in maintenance exits 3; maintenance on/off;
-# activate/deactivate; events
-# (with reasons) and events --follow; a second daemon on a live socket is
-# refused; SIGTERM of the primary hands its groups over faster than
-# failure detection could, and removes its VIPs; a daemon with the wrong
-# key is counted as unauthenticated and stays lost. Needs root, ip, jq.
+# exits 2, a target in maintenance exits 3; maintenance on/off; events
+# (with reasons) and events --follow; activate/deactivate; a second daemon
+# on a live socket is refused; SIGTERM of the primary hands its groups over
+# faster than failure detection could, and removes its VIPs; a daemon with
+# the wrong key is counted as unauthenticated and stays lost; after a
+# SIGKILL, a restart (no --node, $TANDEM_SOCKET) replaces the stale socket,
+# removes the stale VIP and uses a greater incarnation. Needs root, ip, jq.
 set -uo pipefail
 
 BUILD=${1:-build}
