@@ -192,19 +192,33 @@ static void sd_notify_msg(const char *msg)
 
 /* ---- performing the core's actions ---------------------------------- */
 
+/* errno's text, with the kernel's own explanation when it gave one. */
+static const char *vip_err(const struct daemon *d, char *buf, size_t len)
+{
+	char msg[200];
+	const char *k = nl_last_error(d->nl);
+
+	if (k && *k)
+		snprintf(msg, sizeof msg, "%s: %s", strerror(errno), k);
+	else
+		snprintf(msg, sizeof msg, "%s", strerror(errno));
+	return log_kv_quote(msg, buf, len);
+}
+
 static void vips_add(struct daemon *d, int gi, mono_t now)
 {
 	const struct tnd_group_conf *g = &d->conf.groups[gi];
-	char a[64], e[160];
+	char a[64], e[240];
 
 	for (int v = 0; v < g->n_vips; v++) {
 		const struct tnd_vip *vip = &g->vips[v];
-		int r = nl_vip_add(d->nl, vip);
+		int r = nl_vip_add(d->nl, vip), err = errno;
 		addr_str(&vip->addr, a, sizeof a);
+		errno = err;
 		if (r != 0)
 			log_event(LVL_ERROR, "vip.error", "group=%u op=add address=%s/%u interface=%s error=%s",
 				  g->id, a, vip->prefix_len, vip->ifname,
-				  log_kv_quote(strerror(errno), e, sizeof e));
+				  vip_err(d, e, sizeof e));
 		else
 			log_event(LVL_INFO, "vip.add", "group=%u address=%s/%u interface=%s", g->id, a,
 				  vip->prefix_len, vip->ifname);
@@ -223,16 +237,17 @@ static void vips_add(struct daemon *d, int gi, mono_t now)
 static void vips_del(struct daemon *d, int gi)
 {
 	const struct tnd_group_conf *g = &d->conf.groups[gi];
-	char a[64], e[160];
+	char a[64], e[240];
 
 	for (int v = 0; v < g->n_vips; v++) {
 		const struct tnd_vip *vip = &g->vips[v];
-		int r = nl_vip_del(d->nl, vip);
+		int r = nl_vip_del(d->nl, vip), err = errno;
 		addr_str(&vip->addr, a, sizeof a);
+		errno = err;
 		if (r != 0)
 			log_event(LVL_ERROR, "vip.error", "group=%u op=del address=%s/%u interface=%s error=%s",
 				  g->id, a, vip->prefix_len, vip->ifname,
-				  log_kv_quote(strerror(errno), e, sizeof e));
+				  vip_err(d, e, sizeof e));
 		else if (d->vips_on[gi])
 			log_event(LVL_INFO, "vip.del", "group=%u address=%s/%u interface=%s", g->id, a,
 				  vip->prefix_len, vip->ifname);
@@ -556,11 +571,14 @@ static void on_signal(struct loop *l, int signo, void *arg)
 static json_t *ctl_status(void *arg)
 {
 	struct daemon *d = arg;
+	struct nl_stats nls;
 	struct status_ctx sc = {
 		.conf = &d->conf, .self = d->self, .node = d->node, .version = TND_VERSION,
 		.incarnation = d->incarnation, .started = d->started, .drv = &d->ctr,
+		.nl = &nls,
 	};
 
+	nl_get_stats(d->nl, &nls);
 	return status_json(&sc, loop_now());
 }
 

@@ -151,6 +151,16 @@ json_t *status_json(const struct status_ctx *c, mono_t now)
 	json_object_set_new(ctr, "bad_version", json_integer((json_int_t)c->drv->version));
 	json_object_set_new(ctr, "unknown_type", json_integer((json_int_t)st->ctr.rx_unknown_type));
 	json_object_set_new(ctr, "send_errors", json_integer((json_int_t)c->drv->send_errors));
+	if (c->nl) {
+		json_t *nl = json_object();
+		json_object_set_new(nl, "malformed", json_integer((json_int_t)c->nl->malformed));
+		json_object_set_new(nl, "overruns", json_integer((json_int_t)c->nl->overruns));
+		json_object_set_new(nl, "resyncs", json_integer((json_int_t)c->nl->resyncs));
+		json_object_set_new(nl, "stale", json_integer((json_int_t)c->nl->stale));
+		json_object_set_new(nl, "links_untracked",
+				    json_integer((json_int_t)c->nl->links_untracked));
+		json_object_set_new(ctr, "netlink", nl);
+	}
 	json_object_set_new(o, "counters", ctr);
 
 	/* Not implemented in this version: see the file comment. The

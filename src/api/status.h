@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include "../core/node.h"
+#include "../io/nl.h"
 
 /* Counters of the daemon's drivers (the core counts what reaches it). */
 struct status_drv_counters {
@@ -28,6 +29,7 @@ struct status_ctx {
 	uint64_t incarnation;
 	mono_t started;
 	const struct status_drv_counters *drv;
+	const struct nl_stats *nl; /* NULL = not shown */
 };
 
 /* A new JSON object (caller owns it), or NULL when out of memory. */
