@@ -742,6 +742,7 @@ struct probe_client {
 	uint64_t udp_total, udp_sent, udp_send_errors, udp_received, udp_dup, udp_late, udp_bad;
 	uint64_t udp_foreign, udp_rx_errors, udp_reordered, udp_max_seq;
 	int64_t udp_first_rx, udp_last_rx, udp_max_gap, udp_max_gap_start, udp_rtt_sum, udp_rtt_max;
+	int64_t udp_ready_max_gap, udp_ready_max_gap_start; /* gaps that began once ready */
 	uint8_t *udp_seen; /* bit per sequence, modulo PROBE_UDP_WINDOW */
 	struct probe_gap *gaps;
 	size_t gaps_n;
@@ -1289,6 +1290,12 @@ static void probe_udp_receive(struct probe_client *c)
 				c->udp_max_gap = gap;
 				c->udp_max_gap_start = c->udp_last_rx - c->t0;
 			}
+			/* Opening thousands of connections can stall the stream
+			 * before the test starts its failover: this one ignores it. */
+			if (c->ready_ns >= 0 && c->udp_last_rx >= c->ready_ns && gap > c->udp_ready_max_gap) {
+				c->udp_ready_max_gap = gap;
+				c->udp_ready_max_gap_start = c->udp_last_rx - c->t0;
+			}
 			if (c->o.gaps_over_ms >= 0 && probe_ms(gap) > c->o.gaps_over_ms) {
 				if (c->gaps_n < PROBE_GAPS_MAX) {
 					c->gaps[c->gaps_n].start_ns = c->udp_last_rx - c->t0;
@@ -1528,6 +1535,8 @@ static void probe_client_report(struct probe_client *c, int64_t now)
 	probe_out_real(&o, "udp_loss_pct", c->udp_sent ? 100.0 * (double)lost / (double)c->udp_sent : 0.0, 3);
 	probe_out_ms(&o, "udp_max_gap_ms", c->udp_max_gap);
 	probe_out_ms(&o, "udp_max_gap_start_ms", c->udp_max_gap_start);
+	probe_out_ms(&o, "udp_max_gap_after_ready_ms", c->udp_ready_max_gap);
+	probe_out_ms(&o, "udp_max_gap_after_ready_start_ms", c->udp_ready_max_gap_start);
 	probe_out_real(&o, "udp_first_echo_ms", c->udp_received ? probe_ms(c->udp_first_rx - c->t0) : -1.0, 1);
 	probe_out_real(&o, "udp_last_echo_ms", c->udp_received ? probe_ms(c->udp_last_rx - c->t0) : -1.0, 1);
 	probe_out_real(&o, "udp_rtt_avg_ms",

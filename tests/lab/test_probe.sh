@@ -200,6 +200,7 @@ finish_client b
 expect "(b) udp_max_gap_ms" "$(get b udp_max_gap_ms)" '>=' 250
 expect "(b) udp_max_gap_ms" "$(get b udp_max_gap_ms)" '<=' 600
 expect "(b) gap began after ready" "$(get b udp_max_gap_start_ms)" '>' "$(get b ready_ms)"
+expect "(b) udp_max_gap_after_ready_ms is that gap" "$(get b udp_max_gap_after_ready_ms)" == "$(get b udp_max_gap_ms)"
 expect "(b) udp_lost (about 300 at 1 kHz)" "$(get b udp_lost)" '>=' 200
 expect "(b) udp_lost" "$(get b udp_lost)" '<=' 650
 expect "(b) gaps over 100 ms listed" "$(jq '.gaps | length' "$WORK/b.json")" == 1
