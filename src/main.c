@@ -794,6 +794,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tandemd: out of memory\n");
 		return 1;
 	}
+	/* A log reader that went away (stderr to a closed pipe) must cost
+	 * log lines, not the daemon: write(2) then fails with EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	d->conf_path = DEFAULT_CONFIG;
 	d->state_dir = DEFAULT_STATE_DIR;
 	d->sock_path = ctl_default_path();
