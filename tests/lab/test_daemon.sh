@@ -362,9 +362,14 @@ wait_until 5 eval '[ "$(st b | jq -r ".peers[0].state")" = alive ]' && pass "fw-
 grep -q "event=group.state" "$D/a.log" && grep -q "event=daemon.start" "$D/a.log" &&
 	pass "structured log lines on stderr" || fail "log lines missing"
 
+# A clean stop exits 0 (under the sanitizers, also: no leak, no error).
 kill -TERM "${PID[a]}" "${PID[b]}"
-wait "${PID[a]}" "${PID[b]}"
+wait "${PID[a]}"
+ra=$?
+wait "${PID[b]}"
+rb=$?
 PID[a]= PID[b]=
+[ $ra = 0 ] && [ $rb = 0 ] && pass "both daemons stopped cleanly" || fail "exit codes on SIGTERM: fw-a $ra, fw-b $rb"
 
 if [ "$FAILS" -gt 0 ]; then
 	log "test_daemon: $FAILS check(s) failed"
