@@ -8,7 +8,10 @@
 # a two-node cluster, preempt off so the roles alternate. Appends one line per
 # run to FILE (default stdout), tab-separated:
 #   impl timers kind run gap_ms udp_lost tcp_survived tcp_connections
-#   tcp_resets new_failed takeover_ms
+#   tcp_resets new_failed takeover_ms run_max_gap_ms
+# gap_ms is the longest UDP silence overlapping the failover (from 100 ms
+# before the action to 2 s after it; 2 = none over 2 ms); run_max_gap_ms the
+# longest of the whole 3-4 s run, machine stalls included.
 #
 # Planned: tandem: `tandemctl failover --group 1 --to OTHER`; keepalived:
 #   SIGTERM to the master (it sends a priority-0 advertisement, VRRP's way
@@ -57,11 +60,14 @@ source "$(dirname "$0")/keepalived.sh"
 
 # A run: probe for 3 s (4 s unplanned), the action 1 s in, then the figures.
 record() { # KIND RUN JSON TAKEOVER_MS
+	local gap
+	gap=$(lab_probe_event_gap "$3")
 	jq -r --arg impl "$impl" --arg timers "$timers" --arg kind "$1" --arg run "$2" --arg t "$4" \
-		'[$impl, $timers, $kind, $run, .udp_max_gap_ms, .udp_lost, .tcp_survived,
-		  .tcp_connections, .tcp_resets, .new_failed, $t] | map(tostring) | join("\t")' \
+		--arg gap "$gap" \
+		'[$impl, $timers, $kind, $run, $gap, .udp_lost, .tcp_survived,
+		  .tcp_connections, .tcp_resets, .new_failed, $t, .udp_max_gap_ms] | map(tostring) | join("\t")' \
 		"$3" >>"$outfile"
-	echo "  $impl $timers $1 #$2: $(lab_probe_summary "$3"), taken over in $4 ms" >&2
+	echo "  $impl $timers $1 #$2: gap $gap ms; $(lab_probe_summary "$3"), taken over in $4 ms" >&2
 }
 
 # wait_taken OTHER: the other node is primary (agreed, for tandem; sole VIP
@@ -99,6 +105,7 @@ for ((r = 1; r <= runs; r++)); do
 	out=$LAB_DIR/planned-$r.json
 	lab_probe_start "$out" --duration-ms 3000 "${PROBE_LOAD[@]}"
 	sleep 1
+	lab_probe_mark
 	if [ "$impl" = tandem ]; then
 		lab_ctl "$cur" failover --group 1 --to "gw$other" >/dev/null || lab_soft_fail "failover --to gw$other failed"
 		took=$(wait_taken "$other")
@@ -122,6 +129,7 @@ for ((r = 1; r <= runs; r++)); do
 	out=$LAB_DIR/unplanned-$r.json
 	lab_probe_start "$out" --duration-ms 4000 "${PROBE_LOAD[@]}"
 	sleep 1
+	lab_probe_mark
 	if [ "$impl" = tandem ]; then
 		lab_kill_node "$cur"
 	else

@@ -47,6 +47,7 @@ ev2=$(lab_group_events 2)
 out=$LAB_DIR/h.json
 lab_probe_start "$out" --duration-ms 3000 "${PROBE_LOAD[@]}"
 sleep 0.5
+lab_probe_mark
 ip netns exec "${P}gw2" timeout 10 "$LAB_BUILD/tandemd" --config "$bad" --node gw2 \
 	--state-dir "$LAB_DIR/bad.state" --socket "$LAB_DIR/bad.sock" >"$LAB_DIR/start-bad.out" 2>&1
 rc=$?

@@ -47,6 +47,7 @@ cut_check() {
 	ev2=$(lab_group_events 2)
 	lab_probe_start "$out" --duration-ms 6000 "${PROBE_LOAD[@]}"
 	sleep 0.5
+	lab_probe_mark 5000
 	eval "$cut" || lab_fail "$label: cannot cut the link ($cut)"
 	s=$(stable_for 3)
 	lab_expect "$label: group 1 stays on gw1 for 3 s" "$?" -eq 0

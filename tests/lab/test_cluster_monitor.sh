@@ -21,6 +21,7 @@ out=$LAB_DIR/f-down.json
 lab_probe_start "$out" --duration-ms 4000 "${PROBE_LOAD[@]}"
 sleep 1
 lab_expect "(f) traffic through gw1 before" "$(lab_forwarders 0.5)" == gw1
+lab_probe_mark
 ip -n "${P}gw1" link set lan0 down
 t=$(lab_wait_primary 1 gw2 5) || lab_fail "(f) group 1 did not move to gw2 when gw1's lan0 went down"
 lab_pass "group 1 on gw2 $t ms after gw1's lan0 went down"
@@ -38,6 +39,7 @@ lab_check_probe "(f) lan0 down" "$out" "$UNPLANNED_LIMIT_MS"
 echo "(f) gw1's lan0 comes back: eligible again, preempts" >&2
 out=$LAB_DIR/f-up.json
 lab_probe_start "$out" --duration-ms 4000 "${PROBE_LOAD[@]}"
+lab_probe_mark
 ip -n "${P}gw1" link set lan0 up
 t=$(lab_wait_primary 1 gw1 5) || lab_fail "(f) gw1 did not take group 1 back after lan0 returned"
 lab_pass "group 1 back on gw1 $t ms after lan0 returned"

@@ -25,6 +25,7 @@ echo "(e) preempt false: gw1 returns and must stay secondary" >&2
 out=$LAB_DIR/e.json
 lab_probe_start "$out" --duration-ms 6000 "${PROBE_LOAD[@]}"
 ev2=$(lab_group_events 2)
+lab_probe_mark 4000
 lab_revive_node 1
 lab_wait_until 5 lab_peer_is 2 gw1 alive || lab_fail "gw2 does not see gw1 alive after its restart"
 lab_wait_until 3 lab_group_is 1 1 secondary || lab_fail "gw1 not secondary of group 1 after its restart: $(lab_group_state 1 1)"
