@@ -34,6 +34,10 @@
 #define CONF_SHOW_MAX 40       /* bytes of a bad value quoted in a message */
 #define CONF_PATH_LEN 160      /* "groups[12].vips[3].address" and the like */
 #define CONF_NAME_CHARS_MAX 63 /* cluster and node names */
+/* Keys looked at in one mapping: the schema's largest has 7, a priority
+ * map one per node. Bounding it keeps the duplicate check's quadratic
+ * cost trivial whatever the file holds. */
+#define CONF_MAP_KEYS_MAX 64
 
 #define DEF_PORT 7400
 #define DEF_HEARTBEAT_MS 100
@@ -1054,6 +1058,17 @@ static bool key_repeated(struct pctx *p, const struct ynode *m,
 	return false;
 }
 
+/* True (and reported once) when k is past the CONF_MAP_KEYS_MAX-th key. */
+static bool too_many_keys(struct pctx *p, const struct ynode *k, int nth,
+			  const char *where)
+{
+	if (nth <= CONF_MAP_KEYS_MAX)
+		return false;
+	perr(p, k, "more than %d keys %s; the rest are not read",
+	     CONF_MAP_KEYS_MAX, where);
+	return true;
+}
+
 /* Check the keys of mapping m against `fields` and hand back the value of
  * each (NULL when absent). `path` NULL is the top level. */
 static void map_fields(struct pctx *p, const struct ynode *m, const char *path,
@@ -1067,8 +1082,13 @@ static void map_fields(struct pctx *p, const struct ynode *m, const char *path,
 		sub_path(where, "at the top level");
 	for (int i = 0; i < nf; i++)
 		vals[i] = NULL;
+	int nk = 0;
+
 	for (struct ynode *k = m->first; k; k = k->next) {
 		int i;
+
+		if (too_many_keys(p, k, ++nk, where))
+			break;
 
 		if (k->type == Y_ALIAS)
 			continue;
@@ -1331,10 +1351,18 @@ static void do_priority(struct pctx *p, struct gtmp *t, const char *path,
 	t->prio_ok = m || (n->type == Y_NULL);
 	if (!m)
 		return;
+	int nk = 0;
+
 	for (struct ynode *k = m->first; k; k = k->next) {
 		char vpath[CONF_PATH_LEN], where[CONF_PATH_LEN];
 		uint32_t u;
 		int idx;
+
+		sub_path(where, "in %s", sub);
+		if (too_many_keys(p, k, ++nk, where)) {
+			t->prio_ok = false;
+			break;
+		}
 
 		if (k->type == Y_ALIAS) {
 			t->prio_ok = false;
@@ -1346,7 +1374,6 @@ static void do_priority(struct pctx *p, struct gtmp *t, const char *path,
 			t->prio_ok = false;
 			continue;
 		}
-		sub_path(where, "in %s", sub);
 		if (key_repeated(p, m, k, where)) {
 			t->prio_ok = false;
 			continue;

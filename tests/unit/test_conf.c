@@ -710,19 +710,63 @@ static void test_many_errors_all_reported_in_order(void **state)
 
 static void test_diags_bounded(void **state)
 {
-	/* 100 unknown keys on lines 8..107: the first CONF_DIAGS_MAX are
-	 * kept in file order, the rest counted. */
+	/* 32 nodes on lines 3..34 with three problems each: the first
+	 * CONF_DIAGS_MAX in file order are kept, the rest counted. */
 	char *yaml = malloc(8192);
-	int o = snprintf(yaml, 8192, BASE);
+	int o = snprintf(yaml, 8192, "cluster: {name: e, id: 1, key_file: /k}\nnodes:\n");
 
-	for (int i = 0; i < 100; i++)
-		o += snprintf(yaml + o, 8192 - (size_t)o, "k%d: 1\n", i);
+	for (int i = 0; i < 32; i++)
+		o += snprintf(yaml + o, 8192 - (size_t)o, "  - {name: b c, links: [x, y]}\n");
 	assert_int_equal(parse(yaml), TND_EINVAL);
 	assert_int_equal(diags.n, CONF_DIAGS_MAX);
-	assert_int_equal(diags.n_dropped, 100 - CONF_DIAGS_MAX);
-	assert_string_equal(diags.msg[0], "t.yaml:8:1: unknown key 'k0' at the top level");
+	assert_int_equal(diags.n_dropped, 3 * 32 - CONF_DIAGS_MAX);
+	assert_string_equal(diags.msg[0],
+			    "t.yaml:3:12: nodes[0].name: expected a name of 1..63 characters from A-Z a-z 0-9 . _ -, got 'b c'");
+	assert_string_equal(diags.msg[1],
+			    "t.yaml:3:25: nodes[0].links[0]: expected an IPv4 or IPv6 address, got 'x'");
+	assert_string_equal(diags.msg[2],
+			    "t.yaml:3:28: nodes[0].links[1]: expected an IPv4 or IPv6 address, got 'y'");
+	/* 21 whole lines are 63 diagnostics; the 64th opens line 24. */
 	assert_string_equal(diags.msg[CONF_DIAGS_MAX - 1],
-			    "t.yaml:71:1: unknown key 'k63' at the top level");
+			    "t.yaml:24:12: nodes[21].name: expected a name of 1..63 characters from A-Z a-z 0-9 . _ -, got 'b c'");
+
+	/* Groups are checked after nodes but come first in this file: their
+	 * problems must push out the later node ones, not be dropped. */
+	o = snprintf(yaml, 8192, "cluster: {name: e, id: 1, key_file: /k}\ngroups:\n");
+	for (int i = 0; i < 30; i++)
+		o += snprintf(yaml + o, 8192 - (size_t)o, "  - {id: x}\n");
+	o += snprintf(yaml + o, 8192 - (size_t)o, "nodes:\n");
+	for (int i = 0; i < 32; i++)
+		o += snprintf(yaml + o, 8192 - (size_t)o, "  - {name: b c, links: [x, y]}\n");
+	assert_int_equal(parse(yaml), TND_EINVAL);
+	assert_int_equal(diags.n, CONF_DIAGS_MAX);
+	assert_int_equal(diags.n_dropped, 30 + 3 * 32 - CONF_DIAGS_MAX);
+	assert_string_equal(diags.msg[0], "t.yaml:3:10: groups[0].id: expected an integer 0..255, got 'x'");
+	assert_string_equal(diags.msg[29], "t.yaml:32:10: groups[29].id: expected an integer 0..255, got 'x'");
+	assert_string_equal(diags.msg[30],
+			    "t.yaml:34:12: nodes[0].name: expected a name of 1..63 characters from A-Z a-z 0-9 . _ -, got 'b c'");
+	assert_string_equal(diags.msg[CONF_DIAGS_MAX - 1],
+			    "t.yaml:45:12: nodes[11].name: expected a name of 1..63 characters from A-Z a-z 0-9 . _ -, got 'b c'");
+	free(yaml);
+}
+
+static void test_huge_mapping_bounded(void **state)
+{
+	/* 20000 priority keys: the duplicate check must not go quadratic
+	 * over all of them; keys past the bound are refused, not read. */
+	size_t cap = 400000;
+	char *yaml = malloc(cap);
+	int o = snprintf(yaml, cap, BASE "groups: [{id: 1, priority: {fw-a: 1");
+
+	for (int i = 0; i < 20000; i++)
+		o += snprintf(yaml + o, cap - (size_t)o, ", x%d: 1", i);
+	snprintf(yaml + o, cap - (size_t)o, "}}]\n");
+	assert_int_equal(parse(yaml), TND_EINVAL);
+	assert_int_equal(diags.n, 64);
+	/* Keys 2..64 are unknown nodes, key 65 is where reading stops. */
+	assert_string_equal(diags.msg[63],
+			    "t.yaml:8:532: more than 64 keys in groups[0].priority; the rest are not read");
+	assert_int_equal(diags.n_dropped, 0);
 	free(yaml);
 }
 
@@ -903,6 +947,7 @@ int main(void)
 		cmocka_unit_test(test_monitors_hooks_api),
 		cmocka_unit_test(test_many_errors_all_reported_in_order),
 		cmocka_unit_test(test_diags_bounded),
+		cmocka_unit_test(test_huge_mapping_bounded),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_yaml_features_refused),
 		cmocka_unit_test(test_quoting_round_trip),
