@@ -20,7 +20,9 @@ timers=${BENCH_TIMERS:-100x3 10x3}
 with_kd=${BENCH_KEEPALIVED:-1}
 command -v keepalived >/dev/null || with_kd=0
 
+P=${TL_PREFIX:-tl-}
 out=$repo/lab-out/bench
+[ "$P" = tl- ] || out=$repo/lab-out/${P%-}/bench
 mkdir -p "$out"
 samples=$out/samples.tsv
 : >"$samples"

@@ -28,7 +28,12 @@ case "$P" in
 esac
 LAB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LAB_NAME=${LAB_NAME:-$(basename "$0" .sh)}
-LAB_DIR=${LAB_DIR:-$LAB_REPO/lab-out/$LAB_NAME}
+# A run with another prefix keeps its own directories, so two runs of one
+# test can go on side by side.
+LAB_OUT=$LAB_REPO/lab-out
+[ "$P" = tl- ] || LAB_OUT=$LAB_REPO/lab-out/${P%-}
+LAB_DIR=${LAB_DIR:-$LAB_OUT/$LAB_NAME}
+LAB_SOCK_DIR= # the sockets' directory: LAB_DIR unless its path is too long
 LAB_BUILD=${LAB_BUILD:-}
 LAB_N=0
 LAB_HB_MS=100
@@ -234,6 +239,12 @@ lab_up() {
 	_lab_del_namespaces # leftovers of an earlier run with the same prefix
 	rm -rf "$LAB_DIR"
 	mkdir -p "$LAB_DIR/trusted.d" || lab_fail "cannot create $LAB_DIR"
+	# A Unix socket path holds at most 107 bytes; a deep checkout gets its
+	# sockets in a short temporary directory instead.
+	LAB_SOCK_DIR=$LAB_DIR
+	if [ ${#LAB_DIR} -gt 90 ]; then
+		LAB_SOCK_DIR=$(mktemp -d /tmp/tandem-lab.XXXXXX) || lab_fail "mktemp"
+	fi
 	head -c 32 /dev/urandom >"$LAB_DIR/cluster.key"
 	chmod 600 "$LAB_DIR/cluster.key"
 
@@ -314,6 +325,7 @@ _lab_exit() {
 	local rc=$?
 	trap - EXIT INT TERM
 	[ "$LAB_UP" = 1 ] && lab_down
+	case "$LAB_SOCK_DIR" in /tmp/tandem-lab.*) rm -rf "$LAB_SOCK_DIR" ;; esac
 	if [ "$rc" = 0 ] && [ "${TL_KEEP:-0}" != 1 ]; then
 		rm -rf "$LAB_DIR"
 	elif [ "$rc" != 0 ]; then
@@ -324,7 +336,7 @@ _lab_exit() {
 
 # ---------------------------------------------------------------- nodes
 
-lab_sock() { echo "$LAB_DIR/gw$1.sock"; }
+lab_sock() { echo "${LAB_SOCK_DIR:-$LAB_DIR}/gw$1.sock"; }
 
 # lab_ctl I ARGS... : tandemctl against node I (bounded to 10 s).
 lab_ctl() {

@@ -3,7 +3,7 @@
 # BUILD_DIR, one after another, each under a time limit (TL_TEST_TIMEOUT_S,
 # default 300 s). Prints PASS/FAIL per test and "lab: N passed, M failed";
 # exits non-zero if any test failed. A test's full output is kept in
-# lab-out/<test>.out. Namespaces a killed test left behind (prefix
+# lab-out/<test>.out (lab-out/<prefix>/ for another prefix). Namespaces a killed test left behind (prefix
 # TL_PREFIX, default "tl-") are removed after each test.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +15,9 @@ build=$(cd "$build" && pwd)
 limit=${TL_TEST_TIMEOUT_S:-300}
 P=${TL_PREFIX:-tl-}
 [ "$(id -u)" = 0 ] || { echo "lab: needs root (network namespaces)" >&2; exit 2; }
-mkdir -p "$repo/lab-out"
+outdir=$repo/lab-out
+[ "$P" = tl- ] || outdir=$repo/lab-out/${P%-}
+mkdir -p "$outdir"
 
 cleanup_namespaces() {
 	local ns pid
@@ -31,7 +33,7 @@ tests=("$here"/test_*.sh)
 [ ${#tests[@]} -gt 0 ] || { echo "lab: no tests in $here" >&2; exit 1; }
 for t in "${tests[@]}"; do
 	name=$(basename "$t" .sh)
-	out=$repo/lab-out/$name.out
+	out=$outdir/$name.out
 	echo "=== lab: $name"
 	t0=$(date +%s)
 	# -k: a test that ignores SIGTERM is killed 10 s later.

@@ -49,7 +49,7 @@ lab_probe_start "$out" --duration-ms 3000 "${PROBE_LOAD[@]}"
 sleep 0.5
 lab_probe_mark
 ip netns exec "${P}gw2" timeout 10 "$LAB_BUILD/tandemd" --config "$bad" --node gw2 \
-	--state-dir "$LAB_DIR/bad.state" --socket "$LAB_DIR/bad.sock" >"$LAB_DIR/start-bad.out" 2>&1
+	--state-dir "$LAB_DIR/bad.state" --socket "$LAB_SOCK_DIR/bad.sock" >"$LAB_DIR/start-bad.out" 2>&1
 rc=$?
 lab_expect "(h) tandemd with bad.yaml: exit code" "$rc" -eq 1
 grep -E "^$bad:[0-9]+:[0-9]+: " "$LAB_DIR/start-bad.out" | sort >"$LAB_DIR/start-bad.diags"
@@ -59,7 +59,7 @@ else
 	lab_soft_fail "(h) start-up diagnostics differ from --check-config:"
 	diff "$LAB_DIR/check-bad.diags" "$LAB_DIR/start-bad.diags" >&2
 fi
-lab_expect "(h) no socket left by the failed start" "$([ -e "$LAB_DIR/bad.sock" ] && echo exists || echo none)" == none
+lab_expect "(h) no socket left by the failed start" "$([ -e "$LAB_SOCK_DIR/bad.sock" ] && echo exists || echo none)" == none
 lab_expect "(h) nothing written to the failed start's state dir" \
 	"$(find "$LAB_DIR/bad.state" -mindepth 1 2>/dev/null | wc -l)" -eq 0
 lab_probe_wait "$out"
