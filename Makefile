@@ -35,7 +35,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
-SIM_BIN  := $(B)/tests/sim
+SIM_BIN  := $(B)/tests/simulate
 
 PROGS := $(B)/tandemd $(B)/tandemctl $(B)/tandem-probe
 

@@ -403,6 +403,7 @@ static void release(struct node *n, struct actions *out, int gi, int to,
 		    const char *reason)
 {
 	struct group *g = &n->groups[gi];
+	g->better = TND_NO_NODE;
 	if (to != TND_NO_NODE) {
 		g->handoff_to = to;
 		g->handoff_epoch = next_epoch(g->epoch, to);
@@ -428,6 +429,7 @@ static void peer_set_alive(struct node *n, struct actions *out, int x,
 	emit(n, out, alive ? LVL_INFO : LVL_WARN, "peer.state",
 	     "peer=%s to=%s reason=%s", node_name(n, x),
 	     alive ? "alive" : "lost", reason);
+	n->hb_now = true; /* tell the others what we see at once */
 	if (!alive) {
 		/* What a lost peer claimed no longer holds. */
 		for (int gi = 0; gi < n->conf->n_groups; gi++) {
@@ -780,10 +782,30 @@ static void apply_heartbeat(struct node *n, struct actions *out, int x,
 			}
 			if (g->handoff_to == x && v->epoch >= g->handoff_epoch)
 				g->handoff_to = TND_NO_NODE; /* grant taken */
-		} else if (g->primary == x) {
-			g->primary = TND_NO_NODE;
+		} else {
+			if (g->primary == x)
+				g->primary = TND_NO_NODE;
+			if (g->state == G_PRIMARY && v->epoch > g->epoch &&
+			    (v->primary == TND_NO_NODE || v->primary == n->self)) {
+				/* A peer knows a later epoch than ours but follows
+				 * nobody: we claimed while cut off, or restarted
+				 * and forgot. Re-stamp our claim past it, or no
+				 * node would follow us. When the peer follows a
+				 * rival we must not bid: two primaries that cannot
+				 * hear each other would out-bid each other through
+				 * every node that hears both. */
+				g->epoch = next_epoch(v->epoch, n->self);
+				emit(n, out, LVL_INFO, "group.epoch",
+				     "group=%u epoch=%llu reason=restamp_past_peer",
+				     g->gc->id, (unsigned long long)g->epoch);
+				n->hb_now = true;
+			}
 		}
+		/* Take a grant only from the primary we followed (or when we
+		 * followed none): a node with a partial view must not start a
+		 * second primary beside one we can hear. */
 		if (v->handoff_to == n->self && v->handoff_epoch > g->epoch &&
+		    (g->primary == TND_NO_NODE || g->primary == x) &&
 		    g->state != G_PRIMARY && g->state != G_INIT &&
 		    self_class(n, g) != CLASS_NEVER) {
 			become_primary(n, out, gi, v->handoff_epoch, "handoff");
@@ -852,6 +874,10 @@ static bool group_vacant(const struct node *n, int gi)
 		const struct pgroup *v = &n->peers[x].g[gi];
 		if (v->state == G_PRIMARY || v->handoff_to != TND_NO_NODE)
 			return false;
+		/* A peer that follows a primary we cannot hear is evidence
+		 * that the group is served (a partial partition). */
+		if (v->primary != TND_NO_NODE && v->primary != n->self)
+			return false;
 	}
 	return true;
 }
@@ -901,7 +927,8 @@ static void eval_secondary(struct node *n, struct actions *out, int gi,
 			   mono_t now)
 {
 	struct group *g = &n->groups[gi];
-	group_set_state(n, out, gi, secondary_state(n, gi), g->why[0] ? g->why : "eligible");
+	enum gstate to = secondary_state(n, gi);
+	group_set_state(n, out, gi, to, to == G_SECONDARY ? "eligible" : g->why);
 	if (g->handoff_to != TND_NO_NODE &&
 	    (now >= g->handoff_until || !n->peers[g->handoff_to].alive))
 		g->handoff_to = TND_NO_NODE; /* the grant was not taken */
@@ -1089,7 +1116,7 @@ mono_t node_next_wake(const struct node *n)
 		t = mono_min(t, g->elect_at);
 		if (g->handoff_to != TND_NO_NODE)
 			t = mono_min(t, g->handoff_until);
-		if (g->better != TND_NO_NODE)
+		if (g->state == G_PRIMARY && g->better != TND_NO_NODE)
 			t = mono_min(t, g->better_since +
 					    MS_TO_MONO(g->gc->preempt_delay_s * 1000LL));
 	}
