@@ -386,6 +386,15 @@ static int nl_parse_ack(struct nl *nl, const struct nlmsghdr *h)
  * (the message is then dropped and counted, the reply goes on). */
 typedef int (*nl_msg_fn)(struct nl *nl, const struct nlmsghdr *nlh, void *data);
 
+/* mnl_nlmsg_ok() compares nlmsg_len as an int, so a length of 0xffffffff
+ * passes as -1 and mnl_nlmsg_next() then never advances (found by
+ * fuzz_netlink). Compare unsigned, and require progress. */
+static bool nl_msg_ok(const struct nlmsghdr *h, int left)
+{
+	return left >= (int)sizeof(*h) && h->nlmsg_len >= sizeof(*h) &&
+	       h->nlmsg_len <= (uint32_t)left;
+}
+
 /* Read the reply to request `seq`: data messages go to fn; ends at the ack
  * (NLMSG_ERROR) or at NLMSG_DONE. *intr is set if a dump was interrupted
  * by a concurrent change (its content may be inconsistent). */
@@ -410,7 +419,7 @@ static int nl_recv_reply(struct nl *nl, uint32_t seq, nl_msg_fn fn, void *data, 
 		}
 		const struct nlmsghdr *h = (const struct nlmsghdr *)nl->req_buf;
 		int len = (int)n;
-		for (; mnl_nlmsg_ok(h, len); h = mnl_nlmsg_next(h, &len)) {
+		for (; nl_msg_ok(h, len); h = mnl_nlmsg_next(h, &len)) {
 			if (h->nlmsg_seq != seq || h->nlmsg_pid != nl->req_portid) {
 				nl->stats.stale++;
 				continue;
@@ -679,7 +688,7 @@ int nl_link_feed(struct nl *nl, const void *buf, size_t len,
 		return TND_EINVAL;
 	const struct nlmsghdr *h = buf;
 	int left = (int)len;
-	for (; mnl_nlmsg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
+	for (; nl_msg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
 		if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK)
 			continue;
 		if (mnl_nlmsg_get_payload_len(h) < sizeof(struct ifinfomsg)) {

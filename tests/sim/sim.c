@@ -20,6 +20,7 @@
 #include <string.h>
 #include <getopt.h>
 #include "core/node.h"
+#include "core/seal.h"
 
 #define SIM_MSGS_MAX 65536
 #define NO_TIME INT64_MAX
@@ -61,6 +62,8 @@ struct sim {
 	int n_hist;
 	struct { int gi; uint64_t epoch; int node; } hist[8192];
 	struct actions *acts;
+	const char *corpus; /* write fuzz seeds here */
+	int corpus_n;
 	/* statistics */
 	long steps, delivered, dropped, elections, failures, same_time_steps;
 };
@@ -138,6 +141,33 @@ static void send_msg(struct sim *s, int from, const struct act *a)
 		m->len = a->u.send.len;
 		memcpy(m->pkt, a->u.send.pkt, a->u.send.len);
 	}
+}
+
+/* Seed inputs for tests/fuzz/fuzz_wire.c: a mode byte (2: authenticated
+ * heartbeat body; 1: sealed packet) then the bytes. */
+static void write_corpus(struct sim *s, const struct msg *m,
+			 const struct wire_hdr *h)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/hb-%02d", s->corpus, s->corpus_n);
+	FILE *f = fopen(path, "wb");
+	if (f) {
+		fputc(2 | (m->link << 2), f);
+		fwrite(m->pkt + WIRE_HDR_LEN, 1, h->body_len, f);
+		fclose(f);
+	}
+	struct seal_key key;
+	uint8_t secret[32] = { 1, 2, 3 }, sealed[WIRE_MTU + WIRE_TAG_LEN];
+	size_t len = 0;
+	seal_key_derive(&key, secret, sizeof(secret));
+	snprintf(path, sizeof(path), "%s/pkt-%02d", s->corpus, s->corpus_n);
+	if (seal_packet(&key, m->pkt, m->len, sealed, sizeof(sealed), &len) == 0 &&
+	    (f = fopen(path, "wb"))) {
+		fputc(1, f);
+		fwrite(sealed, 1, len, f);
+		fclose(f);
+	}
+	s->corpus_n++;
 }
 
 static void run_actions(struct sim *s, int i)
@@ -430,6 +460,8 @@ static void run(struct sim *s, mono_t until, int chaos_ms)
 			ev.u.recv.body = m.pkt + WIRE_HDR_LEN;
 			ev.u.recv.body_len = h.body_len;
 			s->delivered++;
+			if (s->corpus && s->delivered % 97 == 1 && s->corpus_n < 24)
+				write_corpus(s, &m, &h);
 			step_node(s, m.to, &ev);
 		} else if (who >= 0) {
 			struct simnode *sn = &s->nodes[who];
@@ -492,6 +524,8 @@ static int converge_check(struct sim *s)
 	return bad;
 }
 
+static const char *corpus_dir;
+
 static int run_seed(uint64_t seed, int verbose, double chaos_s)
 {
 	struct sim *s = calloc(1, sizeof(*s));
@@ -499,6 +533,7 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 	s->acts = calloc(1, sizeof(struct actions));
 	s->rng = seed * 0x9E3779B97F4A7C15ULL + 1;
 	s->verbose = verbose;
+	s->corpus = corpus_dir;
 	for (int g = 0; g < TND_GROUPS_MAX; g++)
 		for (int i = 0; i < TND_NODES_MAX; i++)
 			for (int j = 0; j < TND_NODES_MAX; j++)
@@ -578,18 +613,20 @@ int main(int argc, char **argv)
 		{ "first", required_argument, 0, 'f' },
 		{ "chaos-s", required_argument, 0, 'c' },
 		{ "verbose", no_argument, 0, 'v' },
+		{ "corpus", required_argument, 0, 'C' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "n:s:f:c:v", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:s:f:c:vC:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n': seeds = atol(optarg); break;
 		case 's': one = atoll(optarg); break;
 		case 'f': first = strtoull(optarg, NULL, 10); break;
 		case 'c': chaos_s = atof(optarg); break;
 		case 'v': verbose++; break;
+		case 'C': corpus_dir = optarg; break;
 		default:
-			fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [--chaos-s SEC] [-v]\n");
+			fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [--chaos-s SEC] [-v] [--corpus DIR]\n");
 			return 2;
 		}
 	}
