@@ -76,6 +76,7 @@ struct peer {
 	bool link_up[TND_LINKS_MAX];
 	/* replay window */
 	uint64_t incarnation, seq_max, window;
+	uint64_t gone_incarnation; /* it announced a clean stop */
 	/* advertised */
 	char version[TND_VERSION_MAX];
 	uint8_t proto_min, proto_max;
@@ -298,13 +299,25 @@ static uint32_t cand_key(const struct node *n, int gi, int x)
 	       (uint32_t)(255 - x);
 }
 
-/* Best candidate other than `exclude` (TND_NO_NODE for none). */
-static int best_candidate(const struct node *n, int gi, int exclude)
+/* A node still observing after its start cannot take a grant yet. */
+static bool ready(const struct node *n, int gi, int x)
+{
+	if (x == n->self)
+		return n->groups[gi].state != G_INIT;
+	return n->peers[x].alive && n->peers[x].g[gi].state != G_INIT;
+}
+
+/* Best candidate other than `exclude` (TND_NO_NODE for none); with
+ * `ready_only`, only among nodes that can take a grant now. Ranking for a
+ * vacancy counts starting nodes too, so a cold start does not elect a
+ * lesser node that the better one would then preempt. */
+static int best_candidate(const struct node *n, int gi, int exclude,
+			  bool ready_only)
 {
 	int best = TND_NO_NODE;
 	uint32_t bk = 0;
 	for (int x = 0; x < n->n_nodes; x++) {
-		if (x == exclude)
+		if (x == exclude || (ready_only && !ready(n, gi, x)))
 			continue;
 		uint32_t k = cand_key(n, gi, x);
 		if (k > bk) {
@@ -845,6 +858,10 @@ static int on_recv(struct node *n, const struct ev *ev, mono_t now,
 		return newest;
 	}
 	n->ctr.rx_ok++;
+	if (p->gone_incarnation == h->incarnation) {
+		free(m); /* the rest of a stopped peer's last burst */
+		return 0;
+	}
 	if (h->incarnation != saved.incarnation && saved.ever)
 		emit(n, out, LVL_INFO, "peer.restart", "peer=%s incarnation=%llu",
 		     node_name(n, h->sender), (unsigned long long)h->incarnation);
@@ -860,6 +877,15 @@ static int on_recv(struct node *n, const struct ev *ev, mono_t now,
 	peer_set_alive(n, out, h->sender, true, "heartbeat");
 	if (newest)
 		apply_heartbeat(n, out, h->sender, m);
+	if (newest && (m->flags & HBF_SHUTDOWN)) {
+		/* A clean stop: its grants were applied above; waiting for
+		 * silence would only delay the takeover of what it could not
+		 * hand over. */
+		p->gone_incarnation = h->incarnation;
+		for (int l = 0; l < n->n_links; l++)
+			p->link_up[l] = false;
+		peer_set_alive(n, out, h->sender, false, "peer_shutdown");
+	}
 	free(m);
 	return 0;
 }
@@ -887,7 +913,7 @@ static void eval_primary(struct node *n, struct actions *out, int gi,
 {
 	struct group *g = &n->groups[gi];
 	int mine = self_class(n, g);
-	int best = best_candidate(n, gi, n->self);
+	int best = best_candidate(n, gi, n->self, true);
 	uint32_t kb = best < 0 ? 0 : cand_key(n, gi, best);
 	uint32_t km = cand_key(n, gi, n->self);
 
@@ -1149,6 +1175,8 @@ static const char *cannot_take(const struct node *n, int gi, int x, char *buf,
 		return "its priority for the group is 0";
 	if (x != n->self && !n->peers[x].alive)
 		return "it is not alive";
+	if (!ready(n, gi, x))
+		return "it is still starting (observing the cluster)";
 	if (n->maint[x].value)
 		return "it is in maintenance";
 	int k = class_of(n, gi, x);
@@ -1185,7 +1213,7 @@ int node_admin(struct node *n, const struct admin_req *req, mono_t now,
 		int cur = n->groups[gi].primary;
 		int to = req->target;
 		if (to == TND_NO_NODE) {
-			to = best_candidate(n, gi, cur);
+			to = best_candidate(n, gi, cur, true);
 			if (to < 0 || class_of(n, gi, to) != CLASS_OK)
 				return refuse(why, why_len, TND_EREFUSED,
 					      "group %d: no other node is eligible",
@@ -1229,7 +1257,7 @@ int node_admin(struct node *n, const struct admin_req *req, mono_t now,
 		for (int i = 0; i < n->conf->n_groups; i++) {
 			if (n->groups[i].state != G_PRIMARY)
 				continue;
-			int to = best_candidate(n, i, n->self);
+			int to = best_candidate(n, i, n->self, true);
 			if (to < 0 || class_of(n, i, to) != CLASS_OK) {
 				stuck++;
 				continue;

@@ -362,7 +362,11 @@ static void chaos(struct sim *s)
 				s->cut[a][x][l] = s->cut[x][a][l] = true;
 		for (int x = 0; x < s->n; x++)
 			disturb(s, a, x);
-	} else if (r < 44) { /* crash */
+	} else if (r < 44) { /* crash, or a clean stop half the time */
+		if (s->nodes[a].up && rndi(s, 2)) {
+			struct ev ev = { .type = EV_SHUTDOWN };
+			step_node(s, a, &ev);
+		}
 		node_crash(s, a, MS_TO_MONO(50 + rndi(s, 3000)));
 	} else if (r < 52) { /* monitored interface flips */
 		if (s->nodes[a].up) {
