@@ -48,16 +48,24 @@ kd_start() { # I
 	LAB_PID[$i]=$!
 }
 
-kd_kill() { # I: the node dies, every process of it at once
-	local i=$1 pid
+# I: the node dies, as lab_kill_node does it: every process frozen, links
+# down (control link first), every process killed. Killed first,
+# keepalived's VRRP child is told of its parent's death and sends a
+# priority-0 advertisement; with links going down under a live keepalived,
+# it sees lan0 go (track_interface), enters FAULT and sends one on ctl0,
+# still up. Either would make a death look like a planned handover.
+kd_kill() {
+	local i=$1 pids
+	pids=$(ip netns pids "${P}gw$i")
 	# The shell's "Killed" job notice is noise here: stderr off for the block.
 	{
-		for pid in $(ip netns pids "${P}gw$i"); do kill -KILL "$pid"; done
+		kill -STOP $pids
 		ip -n "${P}gw$i" -batch - <<EOF
-link set lan0 down
-link set wan0 down
 link set ctl0 down
+link set wan0 down
+link set lan0 down
 EOF
+		kill -KILL $pids
 		wait "${LAB_PID[$i]}"
 	} 2>/dev/null
 	LAB_PID[$i]=

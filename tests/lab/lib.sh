@@ -78,8 +78,8 @@ lab_fail() {
 	exit 1
 }
 
-# A measured check: report, remember the failure, go on (lab_finish exits
-# non-zero if any failed). Usage: lab_check NAME OK_CONDITION_STATUS MESSAGE
+# Measured checks report, remember a failure and go on, so one run shows
+# every figure; lab_finish exits non-zero if any failed.
 lab_pass() { printf '  ok    %s\n' "$*" >&2; }
 lab_soft_fail() {
 	printf '  FAIL  %s\n' "$*" >&2
@@ -312,19 +312,41 @@ _lab_del_namespaces() {
 	done
 }
 
+# lab_down : everything started goes away. A daemon must exit 0 on SIGTERM
+# (a sanitizer report at exit makes it non-zero): returns the number that
+# did not, with their logs' sanitizer lines printed.
 lab_down() {
-	local i pid
+	local i pid st bad=0 k
 	for pid in "${LAB_EXTRA_PIDS[@]}"; do _lab_kill_pid "$pid"; done
-	for ((i = 1; i <= LAB_N; i++)); do _lab_kill_pid "${LAB_PID[$i]:-}"; done
+	for ((i = 1; i <= LAB_N; i++)); do
+		pid=${LAB_PID[$i]:-}
+		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+		kill -TERM "$pid" 2>/dev/null
+		for ((k = 0; k < 100; k++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		st=$?
+		if [ "$st" != 0 ]; then
+			echo "FAIL: gw$i's tandemd exited with status $st on SIGTERM" >&2
+			grep -E -A5 'Sanitizer|runtime error' "$LAB_DIR/gw$i.log" 2>/dev/null | head -40 >&2
+			bad=$((bad + 1))
+		fi
+	done
 	LAB_EXTRA_PIDS=()
 	LAB_PID=()
 	_lab_del_namespaces
+	return $bad
 }
 
 _lab_exit() {
 	local rc=$?
 	trap - EXIT INT TERM
-	[ "$LAB_UP" = 1 ] && lab_down
+	if [ "$LAB_UP" = 1 ] && ! lab_down && [ "$rc" = 0 ]; then
+		rc=1
+	fi
 	case "$LAB_SOCK_DIR" in /tmp/tandem-lab.*) rm -rf "$LAB_SOCK_DIR" ;; esac
 	if [ "$rc" = 0 ] && [ "${TL_KEEP:-0}" != 1 ]; then
 		rm -rf "$LAB_DIR"
@@ -392,27 +414,34 @@ lab_stop_node() {
 		kill -KILL "$pid" 2>/dev/null
 	fi
 	wait "$pid" 2>/dev/null
+	local st=$?
+	[ "$st" = 0 ] || lab_soft_fail "gw$i's tandemd exited with status $st on SIGTERM"
 	LAB_PID[$i]=
 	echo "=== $(date +%T.%3N) lab: stopped gw$i" >>"$LAB_DIR/gw$i.log"
 }
 
-# lab_kill_node I : the node dies: SIGKILL the daemon and take its three
-# links down at once, so nothing of it (addresses, ARP answers, forwarding)
-# remains on the segments.
+# lab_kill_node I : the node dies, like a power cut: its daemon is frozen
+# (SIGSTOP, so it cannot react to what follows), its three links go down,
+# control links first, then the daemon is SIGKILLed. Nothing of the node
+# (a last message to the peers, ARP answers, forwarding) reaches the
+# segments after the first instant. Taking the links down with the daemon
+# running would let it see lan0 go down and hand its groups over cleanly on
+# a control link still up: a planned failover, not a death.
 lab_kill_node() {
 	local i=$1 pid=${LAB_PID[$1]:-}
 	# The shell's "Killed" job notice is noise here: stderr off for the block.
 	{
-		[ -n "$pid" ] && kill -KILL "$pid"
+		[ -n "$pid" ] && kill -STOP "$pid"
 		ip -n "${P}gw$i" -batch - <<EOF
-link set lan0 down
-link set wan0 down
 link set ctl0 down
+link set wan0 down
+link set lan0 down
 EOF
+		[ -n "$pid" ] && kill -KILL "$pid"
 		[ -n "$pid" ] && wait "$pid"
 	} 2>/dev/null
 	LAB_PID[$i]=
-	echo "=== $(date +%T.%3N) lab: killed gw$i (SIGKILL, links down)" >>"$LAB_DIR/gw$i.log"
+	echo "=== $(date +%T.%3N) lab: killed gw$i (SIGSTOP, links down, SIGKILL)" >>"$LAB_DIR/gw$i.log"
 }
 
 # lab_revive_node I : after lab_kill_node, the machine comes back: links up
@@ -612,6 +641,23 @@ PROBE_LOAD=(--udp-hz 1000 --tcp 20 --tcp-interval-ms 200 --new-every-ms 50 --gap
 lab_probe_mark() {
 	LAB_PROBE_EVENT_MS=$(($(lab_now_ms) - LAB_PROBE_T0))
 	LAB_PROBE_WINDOW_MS=${1:-2000}
+}
+
+# lab_probe_mark_at WALL_MS [WINDOW_MS=1000] : the event happened at this
+# wall-clock time (e.g. from lab_log_time_primary), for events that come on
+# their own after a delay (preemption).
+lab_probe_mark_at() {
+	LAB_PROBE_EVENT_MS=$(($1 - LAB_PROBE_T0))
+	LAB_PROBE_WINDOW_MS=${2:-1000}
+}
+
+# lab_log_time_primary I G : wall-clock ms of gwI's last log line saying it
+# became primary of group G (the daemon logs ts= in UTC with ms).
+lab_log_time_primary() {
+	local ts
+	ts=$(grep "event=group.state " "$LAB_DIR/gw$1.log" 2>/dev/null |
+		grep " group=$2 " | grep " to=primary" | tail -n 1 | sed -n 's/^ts=\([^ ]*\) .*/\1/p')
+	[ -n "$ts" ] && date -d "$ts" +%s%3N
 }
 
 # lab_probe_event_gap JSON [WINDOW_MS] : the longest UDP gap that overlaps

@@ -61,6 +61,8 @@ lab_expect "(b) tandemctl failover --reset exit code" "$?" -eq 0
 lab_expect "(b) gw2 group 1 manual after reset" "$(lab_group_field 2 1 manual)" == false
 t=$(lab_wait_primary 1 gw1 $((PREEMPT_DELAY_S + 8))) || lab_fail "(b) group 1 did not return to gw1 after --reset (preempt true)"
 lab_pass "group 1 back on gw1 $t ms after the reset"
+# The move came on its own after the preempt delay: judge the gap there.
+t=$(lab_log_time_primary 1 1) && lab_probe_mark_at "$t"
 lab_expect "(b) holders of $VIP_LAN after reset" "$(lab_vip_holders $VIP_LAN | xargs)" == gw1
 lab_probe_wait "$out"
 lab_check_probe "(b) failback" "$out" 50 new
@@ -100,6 +102,7 @@ lab_expect "(e) holders of $VIP_LAN while the delay runs" "$(lab_vip_holders $VI
 t=$(lab_wait_primary 1 gw1 $((PREEMPT_DELAY_S + 10))) || lab_fail "(e) gw1 did not take group 1 back"
 took=$(($(lab_now_ms) - t0))
 lab_pass "gw1 primary of group 1 again $took ms after its restart"
+t=$(lab_log_time_primary 1 1) && lab_probe_mark_at "$t"
 lab_expect "(e) preemption waited preempt_delay_s (ms)" "$took" -ge $((PREEMPT_DELAY_S * 1000 - 200))
 lab_expect "(e) holders of $VIP_LAN" "$(lab_vip_holders $VIP_LAN | xargs)" == gw1
 lab_expect "(e) holders of $VIP_WAN" "$(lab_vip_holders $VIP_WAN | xargs)" == gw1
