@@ -1594,6 +1594,84 @@ static void test_failover_to_starting_node_refused(void **state)
 	assert_int_equal(h_state(h, B, G1), G_SECONDARY);
 }
 
+/* The largest configuration SPEC section 3 allows: 32 groups. Every
+ * heartbeat carries every group's state and every order, in one datagram
+ * of at most WIRE_MTU bytes; it must still fit when every group is being
+ * handed over at once (a clean shutdown) and when each group has a manual
+ * order. A heartbeat that does not fit is not sent at all (node.c reports
+ * core.invariant heartbeat_too_large, which this harness fails on). */
+static void conf_many_groups(struct tnd_conf *c)
+{
+	c->n_groups = TND_GROUPS_MAX;
+	for (int gi = 2; gi < TND_GROUPS_MAX; gi++) {
+		c->groups[gi] = c->groups[1];
+		c->groups[gi].id = (uint8_t)gi;
+	}
+}
+
+static void test_max_groups_shutdown(void **state)
+{
+	struct h *h = *state;
+	conf_many_groups(&h->conf);
+	h_start_settled(h);
+	for (int gi = 0; gi < TND_GROUPS_MAX; gi++)
+		assert_int_equal(h_state(h, A, gi), G_PRIMARY);
+	struct ev ev = { .type = EV_SHUTDOWN };
+	assert_int_equal(h_step(h, A, &ev), 0);
+	h_deliver_pending(h);
+	for (int gi = 0; gi < TND_GROUPS_MAX; gi++)
+		assert_int_equal(h_state(h, B, gi), G_PRIMARY);
+}
+
+/* One `tandemctl deactivate` on the node that serves every group: one
+ * manual order per group, every group handed over at once, and the orders
+ * stay in every heartbeat from then on. */
+static void test_max_groups_deactivate(void **state)
+{
+	struct h *h = *state;
+	conf_many_groups(&h->conf);
+	h_start_settled(h);
+	char why[128];
+	struct admin_req req = { .op = ADM_DEACTIVATE, .target = TND_NO_NODE };
+	assert_int_equal(h_admin(h, A, &req, why, sizeof(why)), 0);
+	h_run_ms(h, 500);
+	for (int gi = 0; gi < TND_GROUPS_MAX; gi++) {
+		assert_int_equal(h_state(h, B, gi), G_PRIMARY);
+		assert_int_equal(h_status(h, A)->groups[gi].manual_target, B);
+	}
+	h_run_ms(h, 2000);
+	assert_true(h_status(h, B)->peers[A].alive);
+	assert_true(h_status(h, A)->peers[B].alive);
+	assert_int_equal(h_primaries(h, G1), 1);
+}
+
+/* An administrative request can be the first thing a stalled daemon
+ * handles when it runs again (its socket and its timer are both ready).
+ * That must not hide the stall from the tilt check: the peers' silence
+ * during the stall says nothing about them. */
+static void test_tilt_admin_first(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h->paused[B] = true;
+	h_run_ms(h, 2000);
+	h->paused[B] = false;
+	h_log_clear(h);
+	char why[128];
+	struct admin_req req = { .op = ADM_FAILOVER_RESET, .group_id = 1,
+				 .target = TND_NO_NODE };
+	assert_int_equal(h_admin(h, B, &req, why, sizeof(why)), 0);
+	h_tick(h, B);
+	struct node_status *sb = h_status(h, B);
+	assert_true(sb->tilt);
+	assert_true(sb->peers[A].alive);
+	h_deliver_all(h);
+	h_run_ms(h, 1000);
+	assert_null(h_find_event(h, B, "peer.state", "to=lost"));
+	assert_int_equal(h_count_vips(h, B, 1, true), 0);
+	assert_int_equal(h_state(h, A, G1), G_PRIMARY);
+}
+
 static void test_node_new_refuses_bad_params(void **state)
 {
 	struct h *h = *state;
@@ -1642,6 +1720,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_orders_converge, h_setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(test_activate_deactivate, h_setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(test_failover_to_starting_node_refused, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_max_groups_shutdown, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_max_groups_deactivate, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_tilt_admin_first, h_setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(test_node_new_refuses_bad_params, h_setup2, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
