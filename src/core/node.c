@@ -1197,6 +1197,7 @@ int node_admin(struct node *n, const struct admin_req *req, mono_t now,
 	int gi = -1;
 	if (now < n->last_step)
 		now = n->last_step;
+	tilt_check(n, out, now); /* a stall may end with an admin request */
 	n->last_step = now;
 	if (req->op == ADM_FAILOVER || req->op == ADM_FAILOVER_RESET) {
 		gi = conf_group_index(n->conf, req->group_id);
