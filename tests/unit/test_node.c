@@ -1023,6 +1023,16 @@ static void test_shutdown_hands_over(void **state)
 		assert_int_not_equal(h_state(h, A, gi), G_PRIMARY);
 	}
 	assert_int_equal(h_count_vips(h, A, 1, true), 0);
+	assert_false(h_status(h, B)->peers[A].alive);
+
+	/* Its next incarnation is a new peer, heard again at once. */
+	h_start(h, A);
+	h_run_ms(h, 1000);
+	assert_true(h_status(h, B)->peers[A].alive);
+	for (int gi = 0; gi < 2; gi++) {
+		assert_int_equal(h_state(h, A, gi), G_SECONDARY);
+		assert_int_equal(h_state(h, B, gi), G_PRIMARY);
+	}
 }
 
 static void test_replay(void **state)
