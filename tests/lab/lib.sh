@@ -41,6 +41,7 @@ LAB_DEAD_AFTER=3
 LAB_PREEMPT=true
 LAB_PREEMPT_DELAY_S=0
 LAB_PORT=7400
+LAB_STRICT_CT=${TL_STRICT_CT:-0}
 LAB_FAILS=0
 LAB_UP=0
 declare -a LAB_PID=()       # tandemd PID per node index
@@ -209,7 +210,12 @@ lab_write_config() {
 }
 
 # lab_up N [--heartbeat-ms MS] [--dead-after K] [--preempt true|false]
-#          [--preempt-delay-s S] [--port PORT]
+#          [--preempt-delay-s S] [--port PORT] [--strict-conntrack]
+# --strict-conntrack (or TL_STRICT_CT=1) sets nf_conntrack_tcp_loose=0 on the
+# gateways: a TCP connection the new primary's conntrack has never seen is
+# then invalid and dropped, so it survives a failover only if session sync
+# put it there. By default the kernel picks such connections up mid-stream
+# (the distribution default), which the forward policy then accepts.
 # Builds the topology with N gateways and writes the configuration. Needs
 # LAB_BUILD (the build directory) to be set, or $1 of the test passed to
 # lab_init.
@@ -224,6 +230,7 @@ lab_up() {
 		--preempt) LAB_PREEMPT=$2; shift 2 ;;
 		--preempt-delay-s) LAB_PREEMPT_DELAY_S=$2; shift 2 ;;
 		--port) LAB_PORT=$2; shift 2 ;;
+		--strict-conntrack) LAB_STRICT_CT=1; shift ;;
 		*) lab_fail "lab_up: unknown option $1" ;;
 		esac
 	done
@@ -280,9 +287,12 @@ lab_up() {
 			lab_nsexec "gw$i" sysctl -qw "net.ipv4.conf.$ifn.rp_filter=0"
 		done
 		_lab_gw_nft "$i" || lab_fail "gw$i nftables"
+		# The ruleset's ct expressions have loaded conntrack by now.
+		lab_nsexec "gw$i" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=$((1 - LAB_STRICT_CT)) ||
+			lab_fail "gw$i nf_conntrack_tcp_loose"
 	done
 	lab_write_config
-	lab_log "up: $n gateways, heartbeat ${LAB_HB_MS} ms x ${LAB_DEAD_AFTER}, preempt $LAB_PREEMPT (delay ${LAB_PREEMPT_DELAY_S} s), dir $LAB_DIR"
+	lab_log "up: $n gateways, heartbeat ${LAB_HB_MS} ms x ${LAB_DEAD_AFTER}, preempt $LAB_PREEMPT (delay ${LAB_PREEMPT_DELAY_S} s), conntrack $([ "$LAB_STRICT_CT" = 1 ] && echo strict || echo loose), dir $LAB_DIR"
 }
 
 # ---------------------------------------------------------------- teardown
