@@ -36,23 +36,38 @@
 #include <stdarg.h>
 #include "node.h"
 
-/* TLV types of a heartbeat body. */
+/* TLV types of a heartbeat body. Group states and orders travel as
+ * arrays of fixed-size records (one TLV each) rather than nested TLVs: at
+ * TND_GROUPS_MAX groups and every possible order the heartbeat must still
+ * fit one datagram (checked below at compile time). Records may grow at
+ * their end in later protocol levels; a receiver reads the record size
+ * from the first byte of the value. */
 enum {
 	HB_VERSION = 1,  /* str: software version */
 	HB_PROTO = 2,    /* 2 bytes: min, max protocol level */
 	HB_FLAGS = 3,    /* u8: HBF_* */
-	HB_GROUP = 4,    /* nested: GT_* */
-	HB_ORDER = 5,    /* nested: O_* */
 	HB_LINK = 6,     /* u8: link index the sender used */
+	HB_GROUPS = 7,   /* u8 record size, then GREC_LEN-byte records */
+	HB_ORDERS = 8,   /* u8 record size, then OREC_LEN-byte records */
 };
 enum { HBF_SHUTDOWN = 1 };
-enum {
-	GT_ID = 1, GT_STATE = 2, GT_CLASS = 3, GT_EPOCH = 4, GT_PRIMARY = 5,
-	GT_HANDOFF_TO = 6, GT_HANDOFF_EPOCH = 7,
-};
-enum { O_KIND = 1, O_KEY = 2, O_VALUE = 3, O_VER = 4 };
+/* Group record: id, state, class, epoch (8), primary, handoff_to. The
+ * granted epoch is not sent: it is next_epoch(epoch, handoff_to). */
+#define GREC_LEN 13
+/* Order record: kind, key, value, version (8). */
+#define OREC_LEN 11
 enum { ORDER_MANUAL = 1, ORDER_MAINT = 2 };
 #define WIRE_NONE 0xff
+/* Fixed part: version (4+TND_VERSION_MAX), proto (4+2), flags (4+1),
+ * link (4+1), the two record arrays' TLV headers and size bytes (2*5). */
+#define HB_FIXED_MAX (4 + TND_VERSION_MAX + 6 + 5 + 5 + 10)
+_Static_assert(HB_FIXED_MAX + TND_GROUPS_MAX * GREC_LEN +
+		       (TND_GROUPS_MAX + TND_NODES_MAX) * OREC_LEN <=
+		       WIRE_BODY_MAX,
+	       "a heartbeat at the configured maxima must fit one datagram");
+/* Order versions are Lamport counters shifted by 8; refuse absurd ones so
+ * a peer cannot push the counter to overflow. */
+#define ORDER_COUNTER_MAX (1ULL << 40)
 
 /* Eligibility classes, best last. */
 enum { CLASS_NEVER = 0, CLASS_LAST_RESORT = 1, CLASS_OK = 2 };
@@ -489,15 +504,19 @@ static void hdr_fill(struct node *n, struct wire_hdr *h, uint8_t type)
 	h->seq = ++n->seq;
 }
 
-static void put_order(struct tlvw *w, int kind, int key, int value,
-		      uint64_t ver)
+static uint8_t wire_node(int x)
 {
-	tlvw_open(w, HB_ORDER);
-	tlvw_u8(w, O_KIND, (uint8_t)kind);
-	tlvw_u8(w, O_KEY, (uint8_t)key);
-	tlvw_u8(w, O_VALUE, value < 0 ? WIRE_NONE : (uint8_t)value);
-	tlvw_u64(w, O_VER, ver);
-	tlvw_close(w);
+	return x < 0 ? WIRE_NONE : (uint8_t)x;
+}
+
+static uint8_t *put_order(uint8_t *p, int kind, int key, int value,
+			  uint64_t ver)
+{
+	p[0] = (uint8_t)kind;
+	p[1] = (uint8_t)key;
+	p[2] = wire_node(value);
+	wire_put64(p + 3, ver);
+	return p + OREC_LEN;
 }
 
 static void send_heartbeat(struct node *n, struct actions *out, int to,
@@ -517,28 +536,35 @@ static void send_heartbeat(struct node *n, struct actions *out, int to,
 	tlvw_put(&w, HB_PROTO, proto, 2);
 	tlvw_u8(&w, HB_FLAGS, n->shutdown ? HBF_SHUTDOWN : 0);
 	tlvw_u8(&w, HB_LINK, (uint8_t)link);
+	uint8_t rec[1 + (TND_GROUPS_MAX + TND_NODES_MAX) * OREC_LEN], *p;
+	p = rec;
+	*p++ = GREC_LEN;
 	for (int gi = 0; gi < n->conf->n_groups; gi++) {
 		struct group *g = &n->groups[gi];
-		tlvw_open(&w, HB_GROUP);
-		tlvw_u8(&w, GT_ID, g->gc->id);
-		tlvw_u8(&w, GT_STATE, (uint8_t)g->state);
-		tlvw_u8(&w, GT_CLASS, (uint8_t)self_class(n, g));
-		tlvw_u64(&w, GT_EPOCH, g->epoch);
-		tlvw_u8(&w, GT_PRIMARY, g->primary < 0 ? WIRE_NONE : (uint8_t)g->primary);
-		if (g->handoff_to != TND_NO_NODE) {
-			tlvw_u8(&w, GT_HANDOFF_TO, (uint8_t)g->handoff_to);
-			tlvw_u64(&w, GT_HANDOFF_EPOCH, g->handoff_epoch);
-		}
-		tlvw_close(&w);
+		p[0] = g->gc->id;
+		p[1] = (uint8_t)g->state;
+		p[2] = (uint8_t)self_class(n, g);
+		wire_put64(p + 3, g->epoch);
+		p[11] = wire_node(g->primary);
+		p[12] = wire_node(g->handoff_to);
+		/* Receivers derive the granted epoch from what we send now. */
+		if (g->handoff_to != TND_NO_NODE)
+			g->handoff_epoch = next_epoch(g->epoch, g->handoff_to);
+		p += GREC_LEN;
 	}
+	tlvw_put(&w, HB_GROUPS, rec, (uint16_t)(p - rec));
+	p = rec;
+	*p++ = OREC_LEN;
 	for (int gi = 0; gi < n->conf->n_groups; gi++)
 		if (n->manual[gi].ver)
-			put_order(&w, ORDER_MANUAL, n->groups[gi].gc->id,
-				  n->manual[gi].value, n->manual[gi].ver);
+			p = put_order(p, ORDER_MANUAL, n->groups[gi].gc->id,
+				      n->manual[gi].value, n->manual[gi].ver);
 	for (int x = 0; x < n->n_nodes; x++)
 		if (n->maint[x].ver)
-			put_order(&w, ORDER_MAINT, x, n->maint[x].value,
-				  n->maint[x].ver);
+			p = put_order(p, ORDER_MAINT, x, n->maint[x].value,
+				      n->maint[x].ver);
+	if (p - rec > 1)
+		tlvw_put(&w, HB_ORDERS, rec, (uint16_t)(p - rec));
 	size_t body = 0;
 	if (tlvw_finish(&w, &body) != 0) {
 		out->n--; /* a broken bound: the config limits make this unreachable */
@@ -570,6 +596,7 @@ struct hb_msg {
 	uint8_t flags;
 	int n_groups;
 	struct {
+		uint8_t id;
 		int gi; /* index in our conf, or -1 for a group we do not know */
 		struct pgroup v;
 	} g[TND_GROUPS_MAX];
@@ -592,77 +619,57 @@ static int node_ref(const struct node *n, uint8_t v, int *out)
 	return 0;
 }
 
-static int decode_group(const struct node *n, const struct tlv *t,
-			struct hb_msg *m)
+static int decode_groups(const struct node *n, const struct tlv *t,
+			 struct hb_msg *m)
 {
-	struct tlvr r;
-	struct tlv s;
-	int rc;
-	uint8_t id = 0, st = 0, kl = 0, prim = WIRE_NONE, ho = WIRE_NONE;
-	uint64_t ep = 0, hoep = 0;
-	bool have_id = false;
-
-	tlvr_init(&r, t->val, t->len);
-	while ((rc = tlvr_next(&r, &s)) == 1) {
-		switch (s.type) {
-		case GT_ID: rc = tlv_u8(&s, &id); have_id = true; break;
-		case GT_STATE: rc = tlv_u8(&s, &st); break;
-		case GT_CLASS: rc = tlv_u8(&s, &kl); break;
-		case GT_EPOCH: rc = tlv_u64(&s, &ep); break;
-		case GT_PRIMARY: rc = tlv_u8(&s, &prim); break;
-		case GT_HANDOFF_TO: rc = tlv_u8(&s, &ho); break;
-		case GT_HANDOFF_EPOCH: rc = tlv_u64(&s, &hoep); break;
-		default: rc = 0; break; /* unknown: skip */
-		}
-		if (rc < 0)
+	if (t->len < 1 || t->val[0] < GREC_LEN)
+		return TND_EINVAL;
+	size_t rl = t->val[0], cnt = (t->len - 1u) / rl;
+	if ((t->len - 1u) % rl || cnt > TND_GROUPS_MAX || m->n_groups)
+		return TND_EINVAL;
+	for (size_t i = 0; i < cnt; i++) {
+		const uint8_t *r = t->val + 1 + i * rl;
+		if (r[1] > G_INELIGIBLE || r[2] > CLASS_OK)
 			return TND_EINVAL;
+		for (int k = 0; k < m->n_groups; k++)
+			if (m->g[k].id == r[0])
+				return TND_EINVAL; /* a group twice */
+		typeof(m->g[0]) *e = &m->g[m->n_groups++];
+		e->id = r[0];
+		e->gi = conf_group_index(n->conf, r[0]);
+		e->v.state = r[1];
+		e->v.klass = r[2];
+		e->v.epoch = wire_get64(r + 3);
+		if (node_ref(n, r[11], &e->v.primary) ||
+		    node_ref(n, r[12], &e->v.handoff_to))
+			return TND_EINVAL;
+		e->v.handoff_epoch = e->v.handoff_to == TND_NO_NODE ? 0 :
+			next_epoch(e->v.epoch, e->v.handoff_to);
 	}
-	if (rc < 0 || !have_id || st > G_INELIGIBLE || kl > CLASS_OK)
-		return TND_EINVAL;
-	if (m->n_groups >= TND_GROUPS_MAX)
-		return TND_EINVAL;
-	typeof(m->g[0]) *e = &m->g[m->n_groups++];
-	e->gi = conf_group_index(n->conf, id);
-	e->v.state = st;
-	e->v.klass = kl;
-	e->v.epoch = ep;
-	e->v.handoff_epoch = hoep;
-	if (node_ref(n, prim, &e->v.primary) || node_ref(n, ho, &e->v.handoff_to))
-		return TND_EINVAL;
 	return 0;
 }
 
-static int decode_order(const struct tlv *t, struct hb_msg *m)
+static int decode_orders(const struct tlv *t, struct hb_msg *m)
 {
-	struct tlvr r;
-	struct tlv s;
-	int rc;
-	uint8_t kind = 0, key = 0, value = 0;
-	uint64_t ver = 0;
-
-	tlvr_init(&r, t->val, t->len);
-	while ((rc = tlvr_next(&r, &s)) == 1) {
-		switch (s.type) {
-		case O_KIND: rc = tlv_u8(&s, &kind); break;
-		case O_KEY: rc = tlv_u8(&s, &key); break;
-		case O_VALUE: rc = tlv_u8(&s, &value); break;
-		case O_VER: rc = tlv_u64(&s, &ver); break;
-		default: rc = 0; break;
-		}
-		if (rc < 0)
+	if (t->len < 1 || t->val[0] < OREC_LEN)
+		return TND_EINVAL;
+	size_t rl = t->val[0], cnt = (t->len - 1u) / rl;
+	if ((t->len - 1u) % rl || m->n_orders ||
+	    cnt > sizeof(m->o) / sizeof(m->o[0]))
+		return TND_EINVAL;
+	for (size_t i = 0; i < cnt; i++) {
+		const uint8_t *r = t->val + 1 + i * rl;
+		uint64_t ver = wire_get64(r + 3);
+		if (ver == 0 || (ver >> 8) >= ORDER_COUNTER_MAX)
 			return TND_EINVAL;
+		if (r[0] != ORDER_MANUAL && r[0] != ORDER_MAINT)
+			continue; /* a kind from a newer level: skip */
+		m->o[m->n_orders].kind = r[0];
+		m->o[m->n_orders].key = r[1];
+		m->o[m->n_orders].value = r[2];
+		m->o[m->n_orders].ver = ver;
+		m->n_orders++;
 	}
-	if (rc < 0 || ver == 0)
-		return TND_EINVAL;
-	if (kind != ORDER_MANUAL && kind != ORDER_MAINT)
-		return 0; /* a kind from a newer version: skip */
-	if (m->n_orders >= (int)(sizeof(m->o) / sizeof(m->o[0])))
-		return TND_EINVAL;
-	m->o[m->n_orders].kind = kind;
-	m->o[m->n_orders].key = key;
-	m->o[m->n_orders].value = value;
-	m->o[m->n_orders].ver = ver;
-	m->n_orders++;
 	return 0;
 }
 
@@ -687,8 +694,8 @@ static int decode_heartbeat(const struct node *n, const uint8_t *body,
 			m->proto_max = t.val[1];
 			break;
 		case HB_FLAGS: rc = tlv_u8(&t, &m->flags); break;
-		case HB_GROUP: rc = decode_group(n, &t, m); break;
-		case HB_ORDER: rc = decode_order(&t, m); break;
+		case HB_GROUPS: rc = decode_groups(n, &t, m); break;
+		case HB_ORDERS: rc = decode_orders(&t, m); break;
 		default: rc = 0; break;
 		}
 		if (rc < 0)

@@ -1147,30 +1147,25 @@ static void test_replay_window_edges(void **state)
 		assert_int_equal(h_recv(h, &held[k]), TND_EREPLAY);
 }
 
-/* A copy of body in which the last inner TLV of the first nested TLV
- * claims one byte more than its container holds (the fields before it
- * are intact, so a decoder must not accept what it read so far). Returns
- * false when body has no nested TLV. */
-static bool corrupt_nested(const uint8_t *body, size_t len, uint8_t *out)
+/* Copy body to out with the group-state record array made inconsistent:
+ * its declared record size (the value's first byte) no longer divides the
+ * array's length, so the last record would run past its container. Every
+ * other TLV is intact, so a decoder must not accept what it read so far.
+ * Returns false when body has no such array (TLV type 7). */
+static bool corrupt_records(const uint8_t *body, size_t len, uint8_t *out)
 {
-	struct tlvr r, r2;
-	struct tlv t, t2;
+	struct tlvr r;
+	struct tlv t;
 	memcpy(out, body, len);
 	tlvr_init(&r, body, len);
 	while (tlvr_next(&r, &t) == 1) {
-		if (t.len < 4)
+		if (t.type != 7 || t.len < 2)
 			continue;
-		tlvr_init(&r2, t.val, t.len);
-		int rc, n = 0;
-		const uint8_t *last = NULL;
-		while ((rc = tlvr_next(&r2, &t2)) == 1) {
-			n++;
-			last = t2.val - 4;
-		}
-		if (rc != 0 || n < 2)
-			continue;
-		size_t off = (size_t)(last - body);
-		wire_put16(out + off + 2, (uint16_t)(wire_get16(out + off + 2) + 1));
+		size_t off = (size_t)(t.val - body);
+		uint8_t rl = (uint8_t)(t.val[0] + 1);
+		while ((t.len - 1u) % rl == 0)
+			rl++;
+		out[off] = rl;
 		return true;
 	}
 	return false;
@@ -1204,8 +1199,8 @@ static void test_malformed(void **state)
 	for (size_t cut = 1; cut <= 3; cut++)
 		assert_int_equal(h_recv_hdr(h, B, 0, &hdr, pb, hdr.body_len - cut),
 				 TND_EINVAL);
-	/* A nested TLV whose inner length runs past its container. */
-	assert_true(corrupt_nested(pb, hdr.body_len, body));
+	/* A record array whose last record runs past its container. */
+	assert_true(corrupt_records(pb, hdr.body_len, body));
 	assert_int_equal(h_recv_hdr(h, B, 0, &hdr, body, hdr.body_len), TND_EINVAL);
 
 	struct node_counters c1 = h_status(h, B)->ctr;
