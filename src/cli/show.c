@@ -145,11 +145,17 @@ void show_status(FILE *f, json_t *st)
 		num(ctr, "rx", 0), num(ctr, "tx", 0), num(ctr, "malformed", 0), num(ctr, "replayed", 0),
 		num(ctr, "unauthenticated", 0), num(ctr, "wrong_cluster", 0), num(ctr, "unknown_type", 0),
 		num(ctr, "send_errors", 0));
-	fprintf(f, "Configuration: generation %lld, in sync %s%s\n", num(cfg, "generation", -1),
-		yesno(cfg, "in_sync"),
-		strcmp(str(cfg, "sync", ""), "not-implemented") == 0 ? " (cluster config sync not implemented yet)" : "");
-	fprintf(f, "Sessions: %lld, in sync %s%s\n", num(ses, "count", -1), yesno(ses, "in_sync"),
-		strcmp(str(ses, "sync", ""), "not-implemented") == 0 ? " (session sync not implemented yet)" : "");
+	/* A section whose sync does not exist yet must not read "in sync". */
+	if (strcmp(str(cfg, "sync", ""), "not-implemented") == 0)
+		fprintf(f, "Configuration: generation %lld, local file only (cluster config sync not implemented yet)\n",
+			num(cfg, "generation", -1));
+	else
+		fprintf(f, "Configuration: generation %lld, in sync %s\n", num(cfg, "generation", -1),
+			yesno(cfg, "in_sync"));
+	if (strcmp(str(ses, "sync", ""), "not-implemented") == 0)
+		fprintf(f, "Sessions: not synchronised (session sync not implemented yet)\n");
+	else
+		fprintf(f, "Sessions: %lld, in sync %s\n", num(ses, "count", -1), yesno(ses, "in_sync"));
 	fprintf(f, "Upgrade: %s\n", str(upg, "state", "-"));
 }
 
