@@ -35,6 +35,7 @@
 #include <string.h>
 #include <stdarg.h>
 #include "node.h"
+#include "rng.h"
 
 /* TLV types of a heartbeat body. Group states and orders travel as
  * arrays of fixed-size records (one TLV each) rather than nested TLVs: at
@@ -197,23 +198,11 @@ static const char *node_name(const struct node *n, int idx)
 	return n->conf->nodes[idx].name;
 }
 
-/* xorshift64*: the core's only source of randomness, seeded by the
- * driver, so a simulator run is reproducible from its seed. */
-static uint64_t rng_next(struct node *n)
-{
-	uint64_t x = n->rng;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	n->rng = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
 static mono_t jitter(struct node *n, mono_t max)
 {
 	if (max <= 0)
 		return 0;
-	return (mono_t)(rng_next(n) % (uint64_t)max);
+	return (mono_t)(rng_next(&n->rng) % (uint64_t)max);
 }
 
 static mono_t mono_min(mono_t a, mono_t b)

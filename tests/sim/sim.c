@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include "core/node.h"
 #include "core/seal.h"
+#include "core/rng.h"
 
 #define SIM_MSGS_MAX 65536
 #define NO_TIME INT64_MAX
@@ -70,12 +71,7 @@ struct sim {
 
 static uint64_t rnd(struct sim *s)
 {
-	uint64_t x = s->rng;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	s->rng = x;
-	return x * 0x2545F4914F6CDD1DULL;
+	return rng_next(&s->rng);
 }
 
 static double rndf(struct sim *s)
