@@ -127,6 +127,24 @@ struct iface {
 	bool up;
 };
 
+/* Decoded heartbeat, applied only when every TLV was well formed. */
+struct hb_msg {
+	char version[TND_VERSION_MAX];
+	uint8_t proto_min, proto_max;
+	uint8_t flags;
+	int n_groups;
+	struct {
+		uint8_t id;
+		int gi; /* index in our conf, or -1 for a group we do not know */
+		struct pgroup v;
+	} g[TND_GROUPS_MAX];
+	int n_orders;
+	struct {
+		uint8_t kind, key, value;
+		uint64_t ver;
+	} o[TND_GROUPS_MAX + TND_NODES_MAX];
+};
+
 struct node {
 	const struct tnd_conf *conf;
 	int self, n_nodes, n_links;
@@ -143,6 +161,7 @@ struct node {
 	int n_ifaces;
 	struct iface ifaces[IFACES_MAX];
 	struct node_counters ctr;
+	struct hb_msg rx; /* decode scratch: no allocation per packet */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -578,24 +597,6 @@ static void send_heartbeats(struct node *n, struct actions *out, mono_t now)
 	n->hb_next = now + n->hb;
 }
 
-/* Decoded heartbeat, applied only when every TLV was well formed. */
-struct hb_msg {
-	char version[TND_VERSION_MAX];
-	uint8_t proto_min, proto_max;
-	uint8_t flags;
-	int n_groups;
-	struct {
-		uint8_t id;
-		int gi; /* index in our conf, or -1 for a group we do not know */
-		struct pgroup v;
-	} g[TND_GROUPS_MAX];
-	int n_orders;
-	struct {
-		uint8_t kind, key, value;
-		uint64_t ver;
-	} o[TND_GROUPS_MAX + TND_NODES_MAX];
-};
-
 static int node_ref(const struct node *n, uint8_t v, int *out)
 {
 	if (v == WIRE_NONE) {
@@ -836,13 +837,10 @@ static int on_recv(struct node *n, const struct ev *ev, mono_t now,
 		n->ctr.rx_unknown_type++;
 		return TND_EINVAL;
 	}
-	struct hb_msg *m = malloc(sizeof(*m));
-	if (!m)
-		return TND_ENOSPC;
+	struct hb_msg *m = &n->rx;
 	int rc = decode_heartbeat(n, ev->u.recv.body, ev->u.recv.body_len, m);
 	if (rc < 0) {
 		n->ctr.rx_malformed++;
-		free(m);
 		return rc;
 	}
 	struct peer *p = &n->peers[h->sender];
@@ -850,14 +848,11 @@ static int on_recv(struct node *n, const struct ev *ev, mono_t now,
 	int newest = replay_check(p, h->incarnation, h->seq);
 	if (newest < 0) {
 		n->ctr.rx_replayed++;
-		free(m);
 		return newest;
 	}
 	n->ctr.rx_ok++;
-	if (p->gone_incarnation == h->incarnation) {
-		free(m); /* the rest of a stopped peer's last burst */
-		return 0;
-	}
+	if (p->gone_incarnation == h->incarnation)
+		return 0; /* the rest of a stopped peer's last burst */
 	if (h->incarnation != saved.incarnation && saved.ever)
 		emit(n, out, LVL_INFO, "peer.restart", "peer=%s incarnation=%llu",
 		     node_name(n, h->sender), (unsigned long long)h->incarnation);
@@ -882,7 +877,6 @@ static int on_recv(struct node *n, const struct ev *ev, mono_t now,
 			p->link_up[l] = false;
 		peer_set_alive(n, out, h->sender, false, "peer_shutdown");
 	}
-	free(m);
 	return 0;
 }
 
