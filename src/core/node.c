@@ -961,7 +961,9 @@ static void eval_secondary(struct node *n, struct actions *out, int gi,
 	int rank = rank_of_self(n, gi);
 	mono_t at = g->vacant_since + (mono_t)rank * 2 * n->hb;
 	if (g->elect_at == MONO_NEVER || g->elect_at < at) {
-		mono_t j = mono_min(n->hb / 4, MS_TO_MONO(10));
+		/* Jitter only breaks ties between inconsistent views; it is
+		 * paid on every unplanned failover, so keep it small. */
+		mono_t j = mono_min(n->hb / 8, MS_TO_MONO(5));
 		g->elect_at = at + jitter(n, j);
 	}
 	if (now >= g->elect_at) {
