@@ -5,7 +5,7 @@
 
 VERSION ?= $(shell cat VERSION)
 CC ?= cc
-PKGS := libsodium libfyaml libmnl jansson
+PKGS := libsodium libfyaml libmnl jansson libnetfilter_conntrack
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -69,6 +69,10 @@ $(B)/tests/test_%: $(B)/tests/unit/test_%.o $(B)/libcore.a
 $(B)/tests/nl_check: $(B)/tests/lab/nl_check.o $(B)/libio.a $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+# The conntrack driver against real kernels: tests/lab/test_ct.sh.
+$(B)/tests/ct_check: $(B)/tests/lab/ct_check.o $(B)/libio.a $(B)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(SIM_BIN): $(B)/tests/sim/sim.o $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -81,7 +85,7 @@ golden: $(B)/tandemd
 	bash tests/golden/run.sh $(B)/tandemd
 fuzz:
 	bash tests/fuzz/run.sh
-lab: all $(B)/tests/nl_check
+lab: all $(B)/tests/nl_check $(B)/tests/ct_check
 	bash tests/lab/run.sh $(B)
 
 # The test suite: everything built with AddressSanitizer and

@@ -1,0 +1,951 @@
+/* ct.c - conntrack driver: dump, events, injection, and the record form.
+ *
+ * Owns: the ctnetlink sockets (libmnl) and the conversion between
+ * libnetfilter_conntrack objects and struct ctrec (layout in ct.h).
+ * Messages are built and parsed by libnetfilter_conntrack
+ * (nfct_nlmsg_build / nfct_nlmsg_parse); sockets, sequence numbers and
+ * error handling are ours, so a dump can be stopped early, events are read
+ * in bounded batches and ENOBUFS is never swallowed (which nfct_catch()
+ * would do inside its own loop). The attributes carried are those that
+ * conntrackd also synchronises to recreate a session (tuples, NAT, status,
+ * TCP state and window scale, mark, timeout). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+
+#include "../core/wire.h"
+#include "ct.h"
+
+#define CT_BUF_BYTES (64 * 1024)
+/* Status bits that identify what a session is and only get set once; the
+ * others are kernel bookkeeping (CONFIRMED, NAT_DONE, DYING, OFFLOAD...). */
+#define CT_STATUS_STABLE (IPS_SEEN_REPLY | IPS_ASSURED | IPS_SRC_NAT | IPS_DST_NAT)
+/* Status bits worth injecting (ct_upsert). */
+#define CT_STATUS_SYNC (IPS_EXPECTED | IPS_SEEN_REPLY | IPS_ASSURED | IPS_SRC_NAT | \
+			IPS_DST_NAT)
+#define CT_TCP_STATE_MAX 10 /* TCP_CONNTRACK_MAX in the kernel (states 0..9) */
+#define CT_WSCALE_MAX 14   /* RFC 7323 section 2.3 */
+
+struct ct {
+	struct mnl_socket *req;
+	uint32_t req_portid;
+	uint32_t seq;
+	struct mnl_socket *ev;
+	uint32_t timeout_floor_s;
+	struct ct_stats st;
+	uint8_t buf[CT_BUF_BYTES];
+};
+
+/* ---- the record form ---------------------------------------------------- */
+
+/* A decoded record: what both directions of the conversion go through. */
+struct ct_fields {
+	uint8_t fam;   /* 4 or 6 */
+	uint8_t l4;
+	uint16_t zone;
+	uint8_t osrc[16], odst[16];
+	uint8_t ol4[4]; /* ports (network order) or ICMP type, code, id */
+	bool has_repl;
+	uint8_t rsrc[16], rdst[16];
+	uint8_t rl4[4];
+	bool has_status, has_timeout, has_mark, has_tcp_state, has_wscale, has_flags;
+	uint32_t status, timeout, mark;
+	uint8_t tcp_state;
+	uint8_t wscale[2], flags[2];
+};
+
+static bool ct_l4_ports(uint8_t l4)
+{
+	return l4 == IPPROTO_TCP || l4 == IPPROTO_UDP || l4 == IPPROTO_UDPLITE;
+}
+
+static bool ct_l4_supported(uint8_t fam, uint8_t l4)
+{
+	if (ct_l4_ports(l4))
+		return true;
+	return (fam == 4 && l4 == IPPROTO_ICMP) || (fam == 6 && l4 == IPPROTO_ICMPV6);
+}
+
+static size_t ct_alen(uint8_t fam)
+{
+	return fam == 4 ? 4 : 16;
+}
+
+/* FNV-1a 64 then the splitmix64 finaliser, so nearby inputs spread over
+ * all 64 bits (the digest XORs hashes together). */
+static uint64_t ct_fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t ct_fields_hash(const struct ct_fields *f, const uint8_t *key, size_t key_len)
+{
+	size_t a = ct_alen(f->fam);
+	uint8_t tmp[4];
+	uint64_t h = 0xcbf29ce484222325ULL;
+	h = ct_fnv(h, key, key_len);
+	if (f->has_repl) {
+		h = ct_fnv(h, f->rsrc, a);
+		h = ct_fnv(h, f->rdst, a);
+		h = ct_fnv(h, f->rl4, 4);
+	}
+	wire_put32(tmp, f->has_status ? f->status & CT_STATUS_STABLE : 0);
+	h = ct_fnv(h, tmp, 4);
+	wire_put32(tmp, f->has_mark ? f->mark : 0);
+	h = ct_fnv(h, tmp, 4);
+	tmp[0] = f->has_tcp_state ? f->tcp_state : 0xff;
+	tmp[1] = f->has_wscale ? f->wscale[0] : 0xff;
+	tmp[2] = f->has_wscale ? f->wscale[1] : 0xff;
+	h = ct_fnv(h, tmp, 3);
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
+static size_t ct_key_encode(const struct ct_fields *f, uint8_t *key)
+{
+	size_t a = ct_alen(f->fam), n = 0;
+	key[n++] = f->fam;
+	key[n++] = f->l4;
+	wire_put16(key + n, f->zone);
+	n += 2;
+	memcpy(key + n, f->osrc, a);
+	n += a;
+	memcpy(key + n, f->odst, a);
+	n += a;
+	memcpy(key + n, f->ol4, 4);
+	return n + 4;
+}
+
+static int ct_key_decode(const uint8_t *key, size_t len, struct ct_fields *f)
+{
+	size_t a, n = 4;
+	if (len < 4)
+		return TND_EINVAL;
+	f->fam = key[0];
+	f->l4 = key[1];
+	f->zone = wire_get16(key + 2);
+	if (f->fam != 4 && f->fam != 6)
+		return TND_EINVAL;
+	if (len != (f->fam == 4 ? CT_KEY_LEN_V4 : CT_KEY_LEN_V6))
+		return TND_EINVAL;
+	if (!ct_l4_supported(f->fam, f->l4))
+		return TND_EINVAL;
+	a = ct_alen(f->fam);
+	memcpy(f->osrc, key + n, a);
+	n += a;
+	memcpy(f->odst, key + n, a);
+	n += a;
+	memcpy(f->ol4, key + n, 4);
+	return 0;
+}
+
+/* Value TLVs -> fields. Unknown types are skipped; a known type that is
+ * repeated or has the wrong length refuses the whole record. */
+static int ct_val_decode(const uint8_t *val, size_t len, struct ct_fields *f)
+{
+	struct tlvr r;
+	struct tlv t;
+	uint32_t seen = 0;
+	bool src = false, dst = false, l4 = false;
+	size_t a = ct_alen(f->fam);
+	int rc;
+
+	tlvr_init(&r, val, len);
+	while ((rc = tlvr_next(&r, &t)) == 1) {
+		if (t.type < 32) {
+			if (seen & (1u << t.type))
+				return TND_EINVAL;
+			seen |= 1u << t.type;
+		}
+		switch (t.type) {
+		case CT_TLV_REPL_SRC:
+		case CT_TLV_REPL_DST:
+			if (t.len != a)
+				return TND_EINVAL;
+			memcpy(t.type == CT_TLV_REPL_SRC ? f->rsrc : f->rdst, t.val, a);
+			if (t.type == CT_TLV_REPL_SRC)
+				src = true;
+			else
+				dst = true;
+			break;
+		case CT_TLV_REPL_L4:
+			if (t.len != 4)
+				return TND_EINVAL;
+			memcpy(f->rl4, t.val, 4);
+			l4 = true;
+			break;
+		case CT_TLV_STATUS:
+			if (tlv_u32(&t, &f->status) < 0)
+				return TND_EINVAL;
+			f->has_status = true;
+			break;
+		case CT_TLV_TIMEOUT:
+			if (tlv_u32(&t, &f->timeout) < 0)
+				return TND_EINVAL;
+			f->has_timeout = true;
+			break;
+		case CT_TLV_MARK:
+			if (tlv_u32(&t, &f->mark) < 0)
+				return TND_EINVAL;
+			f->has_mark = true;
+			break;
+		case CT_TLV_TCP_STATE:
+			if (tlv_u8(&t, &f->tcp_state) < 0 || f->tcp_state >= CT_TCP_STATE_MAX)
+				return TND_EINVAL;
+			f->has_tcp_state = true;
+			break;
+		case CT_TLV_TCP_WSCALE:
+			if (t.len != 2 || t.val[0] > CT_WSCALE_MAX || t.val[1] > CT_WSCALE_MAX)
+				return TND_EINVAL;
+			memcpy(f->wscale, t.val, 2);
+			f->has_wscale = true;
+			break;
+		case CT_TLV_TCP_FLAGS:
+			if (t.len != 2)
+				return TND_EINVAL;
+			memcpy(f->flags, t.val, 2);
+			f->has_flags = true;
+			break;
+		default:
+			break; /* a later version's attribute */
+		}
+	}
+	if (rc < 0)
+		return TND_EINVAL;
+	/* What recreating a session cannot do without. */
+	if (!src || !dst || !l4 || !f->has_status)
+		return TND_EINVAL;
+	if (f->l4 != IPPROTO_TCP && (f->has_tcp_state || f->has_wscale || f->has_flags))
+		return TND_EINVAL;
+	if (f->l4 == IPPROTO_TCP && !f->has_tcp_state)
+		return TND_EINVAL;
+	f->has_repl = true;
+	return 0;
+}
+
+static int ct_rec_decode(const struct ctrec *r, struct ct_fields *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (r->key_len > CTREC_KEY_MAX || r->val_len > CTREC_VAL_MAX)
+		return TND_EINVAL;
+	if (ct_key_decode(r->key, r->key_len, f) < 0)
+		return TND_EINVAL;
+	if (r->op == CTREC_DELETE)
+		return r->val_len == 0 ? 0 : TND_EINVAL;
+	if (r->op != CTREC_UPSERT)
+		return TND_EINVAL;
+	return ct_val_decode(r->val, r->val_len, f);
+}
+
+int ct_rec_hash(const struct ctrec *r, uint64_t *out)
+{
+	struct ct_fields f;
+	if (ct_rec_decode(r, &f) < 0)
+		return TND_EINVAL;
+	*out = ct_fields_hash(&f, r->key, r->key_len);
+	return 0;
+}
+
+/* ---- kernel object <-> fields ------------------------------------------- */
+
+static void ct_get_l4(const struct nf_conntrack *c, uint8_t l4, bool repl, uint8_t out[4])
+{
+	uint16_t v;
+	if (ct_l4_ports(l4)) {
+		/* Ports are kept in network order by the library. */
+		v = nfct_get_attr_u16(c, repl ? ATTR_REPL_PORT_SRC : ATTR_ORIG_PORT_SRC);
+		memcpy(out, &v, 2);
+		v = nfct_get_attr_u16(c, repl ? ATTR_REPL_PORT_DST : ATTR_ORIG_PORT_DST);
+		memcpy(out + 2, &v, 2);
+		return;
+	}
+	/* ICMP: the original direction's type, code, id. The reply direction
+	 * is derived by the kernel from these (echo request -> echo reply);
+	 * what can differ is the id, under NAT, which the library exposes
+	 * through the reply "source port" (the same union). */
+	if (!repl) {
+		out[0] = nfct_get_attr_u8(c, ATTR_ICMP_TYPE);
+		out[1] = nfct_get_attr_u8(c, ATTR_ICMP_CODE);
+		v = nfct_get_attr_u16(c, ATTR_ICMP_ID);
+		memcpy(out + 2, &v, 2);
+	} else {
+		out[0] = 0;
+		out[1] = 0;
+		v = nfct_get_attr_u16(c, ATTR_REPL_PORT_SRC);
+		memcpy(out + 2, &v, 2);
+	}
+}
+
+static int ct_fields_from_obj(const struct nf_conntrack *c, struct ct_fields *f)
+{
+	uint8_t l3;
+	memset(f, 0, sizeof(*f));
+	if (!nfct_attr_is_set(c, ATTR_ORIG_L3PROTO) || !nfct_attr_is_set(c, ATTR_ORIG_L4PROTO))
+		return TND_EINVAL;
+	l3 = nfct_get_attr_u8(c, ATTR_ORIG_L3PROTO);
+	f->l4 = nfct_get_attr_u8(c, ATTR_ORIG_L4PROTO);
+	if (l3 == AF_INET) {
+		f->fam = 4;
+		if (!nfct_attr_is_set(c, ATTR_ORIG_IPV4_SRC) || !nfct_attr_is_set(c, ATTR_ORIG_IPV4_DST))
+			return TND_EINVAL;
+		memcpy(f->osrc, nfct_get_attr(c, ATTR_ORIG_IPV4_SRC), 4);
+		memcpy(f->odst, nfct_get_attr(c, ATTR_ORIG_IPV4_DST), 4);
+		if (nfct_attr_is_set(c, ATTR_REPL_IPV4_SRC) && nfct_attr_is_set(c, ATTR_REPL_IPV4_DST)) {
+			memcpy(f->rsrc, nfct_get_attr(c, ATTR_REPL_IPV4_SRC), 4);
+			memcpy(f->rdst, nfct_get_attr(c, ATTR_REPL_IPV4_DST), 4);
+			f->has_repl = true;
+		}
+	} else if (l3 == AF_INET6) {
+		f->fam = 6;
+		if (!nfct_attr_is_set(c, ATTR_ORIG_IPV6_SRC) || !nfct_attr_is_set(c, ATTR_ORIG_IPV6_DST))
+			return TND_EINVAL;
+		memcpy(f->osrc, nfct_get_attr(c, ATTR_ORIG_IPV6_SRC), 16);
+		memcpy(f->odst, nfct_get_attr(c, ATTR_ORIG_IPV6_DST), 16);
+		if (nfct_attr_is_set(c, ATTR_REPL_IPV6_SRC) && nfct_attr_is_set(c, ATTR_REPL_IPV6_DST)) {
+			memcpy(f->rsrc, nfct_get_attr(c, ATTR_REPL_IPV6_SRC), 16);
+			memcpy(f->rdst, nfct_get_attr(c, ATTR_REPL_IPV6_DST), 16);
+			f->has_repl = true;
+		}
+	} else {
+		return TND_EINVAL;
+	}
+	if (!ct_l4_supported(f->fam, f->l4))
+		return TND_EINVAL;
+	if (nfct_attr_is_set(c, ATTR_ZONE))
+		f->zone = nfct_get_attr_u16(c, ATTR_ZONE);
+	ct_get_l4(c, f->l4, false, f->ol4);
+	if (f->has_repl)
+		ct_get_l4(c, f->l4, true, f->rl4);
+	if (nfct_attr_is_set(c, ATTR_STATUS)) {
+		f->status = nfct_get_attr_u32(c, ATTR_STATUS);
+		f->has_status = true;
+	}
+	if (nfct_attr_is_set(c, ATTR_TIMEOUT)) {
+		f->timeout = nfct_get_attr_u32(c, ATTR_TIMEOUT);
+		f->has_timeout = true;
+	}
+	if (nfct_attr_is_set(c, ATTR_MARK)) {
+		f->mark = nfct_get_attr_u32(c, ATTR_MARK);
+		f->has_mark = true;
+	}
+	if (f->l4 == IPPROTO_TCP && nfct_attr_is_set(c, ATTR_TCP_STATE)) {
+		f->tcp_state = nfct_get_attr_u8(c, ATTR_TCP_STATE);
+		f->has_tcp_state = f->tcp_state < CT_TCP_STATE_MAX;
+		if (nfct_attr_is_set(c, ATTR_TCP_WSCALE_ORIG) && nfct_attr_is_set(c, ATTR_TCP_WSCALE_REPL)) {
+			f->wscale[0] = nfct_get_attr_u8(c, ATTR_TCP_WSCALE_ORIG);
+			f->wscale[1] = nfct_get_attr_u8(c, ATTR_TCP_WSCALE_REPL);
+			f->has_wscale = f->wscale[0] <= CT_WSCALE_MAX && f->wscale[1] <= CT_WSCALE_MAX;
+		}
+		if (nfct_attr_is_set(c, ATTR_TCP_FLAGS_ORIG) && nfct_attr_is_set(c, ATTR_TCP_FLAGS_REPL)) {
+			f->flags[0] = nfct_get_attr_u8(c, ATTR_TCP_FLAGS_ORIG);
+			f->flags[1] = nfct_get_attr_u8(c, ATTR_TCP_FLAGS_REPL);
+			f->has_flags = true;
+		}
+	}
+	return 0;
+}
+
+int ct_to_rec(const struct nf_conntrack *c, uint8_t op, struct ctrec *out)
+{
+	struct ct_fields f;
+	struct tlvw w;
+	size_t len;
+	uint8_t l4[4];
+
+	if (op != CTREC_UPSERT && op != CTREC_DELETE)
+		return TND_EINVAL;
+	if (ct_fields_from_obj(c, &f) < 0)
+		return TND_EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->op = op;
+	out->key_len = (uint8_t)ct_key_encode(&f, out->key);
+	if (op == CTREC_UPSERT) {
+		/* An entry without its reply tuple or status cannot be
+		 * recreated; the kernel always sends both in dumps and events
+		 * other than DESTROY. */
+		if (!f.has_repl || !f.has_status)
+			return TND_EINVAL;
+		if (f.l4 == IPPROTO_TCP && !f.has_tcp_state)
+			return TND_EINVAL;
+		tlvw_init(&w, out->val, CTREC_VAL_MAX);
+		tlvw_put(&w, CT_TLV_REPL_SRC, f.rsrc, (uint16_t)ct_alen(f.fam));
+		tlvw_put(&w, CT_TLV_REPL_DST, f.rdst, (uint16_t)ct_alen(f.fam));
+		memcpy(l4, f.rl4, 4);
+		tlvw_put(&w, CT_TLV_REPL_L4, l4, 4);
+		tlvw_u32(&w, CT_TLV_STATUS, f.status);
+		if (f.has_timeout)
+			tlvw_u32(&w, CT_TLV_TIMEOUT, f.timeout);
+		if (f.has_mark)
+			tlvw_u32(&w, CT_TLV_MARK, f.mark);
+		if (f.has_tcp_state)
+			tlvw_u8(&w, CT_TLV_TCP_STATE, f.tcp_state);
+		if (f.has_wscale)
+			tlvw_put(&w, CT_TLV_TCP_WSCALE, f.wscale, 2);
+		if (f.has_flags)
+			tlvw_put(&w, CT_TLV_TCP_FLAGS, f.flags, 2);
+		if (tlvw_finish(&w, &len) < 0)
+			return TND_ENOSPC; /* cannot happen: the largest value is ~90 bytes */
+		out->val_len = (uint8_t)len;
+	}
+	out->stable_hash = ct_fields_hash(&f, out->key, out->key_len);
+	return 0;
+}
+
+static void ct_set_addr(struct nf_conntrack *c, uint8_t fam, enum nf_conntrack_attr a4,
+			enum nf_conntrack_attr a6, const uint8_t *addr)
+{
+	if (fam == 4)
+		nfct_set_attr(c, a4, addr);
+	else
+		nfct_set_attr(c, a6, addr);
+}
+
+static void ct_fields_to_obj(const struct ct_fields *f, struct nf_conntrack *c, bool upsert)
+{
+	uint8_t l3 = f->fam == 4 ? AF_INET : AF_INET6;
+	uint16_t v;
+
+	nfct_set_attr_u8(c, ATTR_ORIG_L3PROTO, l3);
+	nfct_set_attr_u8(c, ATTR_ORIG_L4PROTO, f->l4);
+	ct_set_addr(c, f->fam, ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC, f->osrc);
+	ct_set_addr(c, f->fam, ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST, f->odst);
+	if (ct_l4_ports(f->l4)) {
+		memcpy(&v, f->ol4, 2);
+		nfct_set_attr_u16(c, ATTR_ORIG_PORT_SRC, v);
+		memcpy(&v, f->ol4 + 2, 2);
+		nfct_set_attr_u16(c, ATTR_ORIG_PORT_DST, v);
+	} else {
+		nfct_set_attr_u8(c, ATTR_ICMP_TYPE, f->ol4[0]);
+		nfct_set_attr_u8(c, ATTR_ICMP_CODE, f->ol4[1]);
+		memcpy(&v, f->ol4 + 2, 2);
+		nfct_set_attr_u16(c, ATTR_ICMP_ID, v);
+	}
+	nfct_set_attr_u16(c, ATTR_ZONE, f->zone);
+	if (!upsert)
+		return;
+
+	/* The reply tuple: for ICMP the library derives type and code from the
+	 * original (echo request -> echo reply), then the id is set. */
+	if (!ct_l4_ports(f->l4))
+		nfct_setobjopt(c, NFCT_SOPT_SETUP_REPLY);
+	nfct_set_attr_u8(c, ATTR_REPL_L3PROTO, l3);
+	nfct_set_attr_u8(c, ATTR_REPL_L4PROTO, f->l4);
+	ct_set_addr(c, f->fam, ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC, f->rsrc);
+	ct_set_addr(c, f->fam, ATTR_REPL_IPV4_DST, ATTR_REPL_IPV6_DST, f->rdst);
+	if (ct_l4_ports(f->l4)) {
+		memcpy(&v, f->rl4, 2);
+		nfct_set_attr_u16(c, ATTR_REPL_PORT_SRC, v);
+		memcpy(&v, f->rl4 + 2, 2);
+		nfct_set_attr_u16(c, ATTR_REPL_PORT_DST, v);
+	} else {
+		memcpy(&v, f->rl4 + 2, 2);
+		nfct_set_attr_u16(c, ATTR_REPL_PORT_SRC, v);
+	}
+	nfct_set_attr_u32(c, ATTR_STATUS, f->status);
+	if (f->has_timeout)
+		nfct_set_attr_u32(c, ATTR_TIMEOUT, f->timeout);
+	if (f->has_mark)
+		nfct_set_attr_u32(c, ATTR_MARK, f->mark);
+	if (f->l4 == IPPROTO_TCP) {
+		nfct_set_attr_u8(c, ATTR_TCP_STATE, f->tcp_state);
+		if (f->has_wscale) {
+			nfct_set_attr_u8(c, ATTR_TCP_WSCALE_ORIG, f->wscale[0]);
+			nfct_set_attr_u8(c, ATTR_TCP_WSCALE_REPL, f->wscale[1]);
+		}
+		if (f->has_flags) {
+			nfct_set_attr_u8(c, ATTR_TCP_FLAGS_ORIG, f->flags[0]);
+			nfct_set_attr_u8(c, ATTR_TCP_MASK_ORIG, 0xff);
+			nfct_set_attr_u8(c, ATTR_TCP_FLAGS_REPL, f->flags[1]);
+			nfct_set_attr_u8(c, ATTR_TCP_MASK_REPL, 0xff);
+		}
+	}
+	/* NAT: the kernel creates the binding from a NAT range, not from the
+	 * reply tuple alone (ctnetlink_setup_nat), so name the exact address
+	 * and port the reply tuple implies. */
+	if (f->status & IPS_SRC_NAT) {
+		ct_set_addr(c, f->fam, ATTR_SNAT_IPV4, ATTR_SNAT_IPV6, f->rdst);
+		/* The translated source port is the reply's destination
+		 * port; for ICMP the translated id is the reply's id. */
+		memcpy(&v, f->rl4 + 2, 2);
+		nfct_set_attr_u16(c, ATTR_SNAT_PORT, v);
+	}
+	if (f->status & IPS_DST_NAT) {
+		ct_set_addr(c, f->fam, ATTR_DNAT_IPV4, ATTR_DNAT_IPV6, f->rsrc);
+		if (ct_l4_ports(f->l4)) {
+			memcpy(&v, f->rl4, 2);
+			nfct_set_attr_u16(c, ATTR_DNAT_PORT, v);
+		}
+	}
+}
+
+int ct_from_rec(const struct ctrec *r, struct nf_conntrack *c)
+{
+	struct ct_fields f;
+	if (ct_rec_decode(r, &f) < 0)
+		return TND_EINVAL;
+	ct_fields_to_obj(&f, c, r->op == CTREC_UPSERT);
+	return 0;
+}
+
+/* ---- sockets ------------------------------------------------------------ */
+
+struct ct *ct_open(void)
+{
+	struct ct *ct = calloc(1, sizeof(*ct));
+	if (!ct)
+		return NULL;
+	ct->req = mnl_socket_open(NETLINK_NETFILTER);
+	if (!ct->req || mnl_socket_bind(ct->req, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+		if (ct->req)
+			mnl_socket_close(ct->req);
+		free(ct);
+		errno = e;
+		return NULL;
+	}
+	ct->req_portid = mnl_socket_get_portid(ct->req);
+	ct->seq = (uint32_t)time(NULL);
+	return ct;
+}
+
+void ct_close(struct ct *ct)
+{
+	if (!ct)
+		return;
+	if (ct->req)
+		mnl_socket_close(ct->req);
+	if (ct->ev)
+		mnl_socket_close(ct->ev);
+	free(ct);
+}
+
+void ct_set_timeout_floor(struct ct *ct, uint32_t seconds)
+{
+	ct->timeout_floor_s = seconds;
+}
+
+void ct_get_stats(const struct ct *ct, struct ct_stats *out)
+{
+	*out = ct->st;
+}
+
+/* A dump stopped early leaves the rest of its reply queued on the
+ * socket; replace the socket rather than read megabytes to drain it. */
+static int ct_req_reopen(struct ct *ct)
+{
+	struct mnl_socket *s = mnl_socket_open(NETLINK_NETFILTER);
+	if (!s)
+		return TND_ESYS;
+	if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+		mnl_socket_close(s);
+		errno = e;
+		return TND_ESYS;
+	}
+	mnl_socket_close(ct->req);
+	ct->req = s;
+	ct->req_portid = mnl_socket_get_portid(s);
+	return 0;
+}
+
+static struct nlmsghdr *ct_msg_start(struct ct *ct, uint8_t msg, uint16_t flags, uint8_t family)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(ct->buf);
+	struct nfgenmsg *nfh;
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | msg;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nlh->nlmsg_seq = ++ct->seq;
+	nfh = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfh));
+	nfh->nfgen_family = family;
+	nfh->version = NFNETLINK_V0;
+	nfh->res_id = 0;
+	return nlh;
+}
+
+/* ---- dump --------------------------------------------------------------- */
+
+struct ct_dump_ctx {
+	struct ct *ct;
+	ct_rec_cb cb;
+	void *arg;
+	bool stopped;
+};
+
+/* One dumped entry. A fresh object per message: the library keeps
+ * "attribute set" bits, and a previous entry's must not leak into this
+ * one (e.g. the mark of an entry that has none). */
+static int ct_dump_msg(const struct nlmsghdr *nlh, void *data)
+{
+	struct ct_dump_ctx *d = data;
+	struct nf_conntrack *obj = nfct_new();
+	struct ctrec r;
+	int rc;
+	if (!obj)
+		return MNL_CB_ERROR;
+	if (nfct_nlmsg_parse(nlh, obj) < 0) {
+		d->ct->st.malformed++;
+		nfct_destroy(obj);
+		return MNL_CB_OK;
+	}
+	rc = ct_to_rec(obj, CTREC_UPSERT, &r);
+	nfct_destroy(obj);
+	if (rc < 0) {
+		d->ct->st.unsupported++;
+		return MNL_CB_OK;
+	}
+	d->ct->st.dumped++;
+	if (d->cb(&r, d->arg) != 0) {
+		d->stopped = true;
+		return MNL_CB_STOP;
+	}
+	return MNL_CB_OK;
+}
+
+int ct_dump(struct ct *ct, ct_rec_cb cb, void *arg)
+{
+	struct ct_dump_ctx d = {.ct = ct, .cb = cb, .arg = arg};
+	struct nlmsghdr *nlh;
+	uint32_t seq;
+	int r;
+
+	nlh = ct_msg_start(ct, IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC);
+	seq = nlh->nlmsg_seq;
+	if (mnl_socket_sendto(ct->req, nlh, nlh->nlmsg_len) < 0)
+		return TND_ESYS;
+	do {
+		ssize_t n = mnl_socket_recvfrom(ct->req, ct->buf, sizeof(ct->buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = MNL_CB_ERROR;
+			break;
+		}
+		/* Checks sequence and port id, handles DONE and ERROR. */
+		r = mnl_cb_run(ct->buf, (size_t)n, seq, ct->req_portid, ct_dump_msg, &d);
+	} while (r == MNL_CB_OK);
+
+	if (d.stopped) {
+		int e = ct_req_reopen(ct);
+		return e < 0 ? e : 1;
+	}
+	if (r == MNL_CB_ERROR) {
+		int e = errno;
+		/* The rest of a failed dump may still be queued. */
+		(void)ct_req_reopen(ct);
+		errno = e;
+		return TND_ESYS;
+	}
+	return 0;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+/* Send one request built in ct->buf and wait for its acknowledgement.
+ * 0, or TND_ESYS with errno = the kernel's error. */
+static int ct_request(struct ct *ct, struct nlmsghdr *nlh)
+{
+	uint32_t seq = nlh->nlmsg_seq;
+	if (mnl_socket_sendto(ct->req, nlh, nlh->nlmsg_len) < 0)
+		return TND_ESYS;
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(ct->req, ct->buf, sizeof(ct->buf));
+		int r;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return TND_ESYS;
+		}
+		r = mnl_cb_run(ct->buf, (size_t)n, seq, ct->req_portid, NULL, NULL);
+		if (r == MNL_CB_ERROR) {
+			/* A reply to an earlier request (sequence mismatch) is
+			 * stale: keep reading for ours. */
+			if (errno == EPROTO || errno == ESRCH)
+				continue;
+			return TND_ESYS;
+		}
+		if (r == MNL_CB_STOP || r == MNL_CB_OK)
+			return 0;
+	}
+}
+
+static int ct_send_obj(struct ct *ct, uint8_t msg, uint16_t flags, const struct nf_conntrack *c)
+{
+	uint8_t fam = nfct_get_attr_u8(c, ATTR_ORIG_L3PROTO);
+	struct nlmsghdr *nlh = ct_msg_start(ct, msg, NLM_F_ACK | flags, fam);
+	if (nfct_nlmsg_build(nlh, c) < 0) {
+		errno = EINVAL;
+		return TND_ESYS;
+	}
+	return ct_request(ct, nlh);
+}
+
+static void ct_unset_nat(struct nf_conntrack *c)
+{
+	static const enum nf_conntrack_attr nat[] = {
+		ATTR_SNAT_IPV4, ATTR_DNAT_IPV4, ATTR_SNAT_IPV6,
+		ATTR_DNAT_IPV6, ATTR_SNAT_PORT, ATTR_DNAT_PORT,
+	};
+	for (size_t i = 0; i < sizeof(nat) / sizeof(nat[0]); i++)
+		nfct_attr_unset(c, nat[i]);
+}
+
+static int ct_upsert(struct ct *ct, struct nf_conntrack *c)
+{
+	int rc;
+	/* Only the bits that describe the session; CONFIRMED, NAT_DONE, DYING
+	 * and the like belong to the kernel that owns the entry. */
+	nfct_set_attr_u32(c, ATTR_STATUS, nfct_get_attr_u32(c, ATTR_STATUS) & CT_STATUS_SYNC);
+	if (nfct_get_attr_u8(c, ATTR_ORIG_L4PROTO) == IPPROTO_TCP) {
+		/* The window history (td_end, td_maxwin...) does not travel;
+		 * being liberal keeps the kernel from dropping the flow's
+		 * first packets after a takeover as out of window. SACK_PERM
+		 * and WINDOW_SCALE keep the options the endpoints agreed on. */
+		uint8_t fl = IP_CT_TCP_FLAG_BE_LIBERAL | IP_CT_TCP_FLAG_SACK_PERM;
+		if (nfct_attr_is_set(c, ATTR_TCP_WSCALE_ORIG))
+			fl |= IP_CT_TCP_FLAG_WINDOW_SCALE;
+		nfct_set_attr_u8(c, ATTR_TCP_FLAGS_ORIG, fl);
+		nfct_set_attr_u8(c, ATTR_TCP_MASK_ORIG, fl);
+		nfct_set_attr_u8(c, ATTR_TCP_FLAGS_REPL, fl);
+		nfct_set_attr_u8(c, ATTR_TCP_MASK_REPL, fl);
+	}
+	if (ct->timeout_floor_s && (!nfct_attr_is_set(c, ATTR_TIMEOUT) ||
+				    nfct_get_attr_u32(c, ATTR_TIMEOUT) < ct->timeout_floor_s))
+		nfct_set_attr_u32(c, ATTR_TIMEOUT, ct->timeout_floor_s);
+
+	rc = ct_send_obj(ct, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL, c);
+	if (rc == 0) {
+		ct->st.created++;
+		return 0;
+	}
+	if (errno != EEXIST)
+		goto fail;
+	/* It exists: update in place. The kernel refuses NAT attributes on an
+	 * existing entry (the binding cannot change). */
+	{
+		struct nf_conntrack *u = nfct_clone(c);
+		if (!u)
+			return TND_ESYS;
+		ct_unset_nat(u);
+		rc = ct_send_obj(ct, IPCTNL_MSG_CT_NEW, 0, u);
+		nfct_destroy(u);
+	}
+	if (rc == 0) {
+		ct->st.updated++;
+		return 0;
+	}
+	/* Refused (a status bit that cannot be cleared, a different NAT
+	 * binding) or gone meanwhile: replace it. */
+	if (errno != ENOENT) {
+		rc = ct_send_obj(ct, IPCTNL_MSG_CT_DELETE, 0, c);
+		if (rc < 0 && errno != ENOENT)
+			goto fail;
+	}
+	rc = ct_send_obj(ct, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL, c);
+	if (rc == 0) {
+		ct->st.replaced++;
+		return 0;
+	}
+fail:
+	ct->st.apply_errors++;
+	return TND_ESYS;
+}
+
+int ct_apply(struct ct *ct, const struct ctrec *r)
+{
+	struct nf_conntrack *c = nfct_new();
+	int rc;
+	if (!c)
+		return TND_ESYS;
+	if (ct_from_rec(r, c) < 0) {
+		nfct_destroy(c);
+		ct->st.rec_invalid++;
+		return TND_EINVAL;
+	}
+	if (r->op == CTREC_UPSERT) {
+		rc = ct_upsert(ct, c);
+	} else {
+		rc = ct_send_obj(ct, IPCTNL_MSG_CT_DELETE, 0, c);
+		if (rc == 0) {
+			ct->st.deleted++;
+		} else if (errno == ENOENT) {
+			ct->st.delete_absent++;
+			rc = 0;
+		} else {
+			ct->st.apply_errors++;
+		}
+	}
+	nfct_destroy(c);
+	return rc;
+}
+
+/* ---- sweep -------------------------------------------------------------- */
+
+struct ct_sweep_ctx {
+	bool (*keep)(const struct ctrec *r, void *arg);
+	void *arg;
+	struct ctrec *del;
+	size_t n;
+};
+
+static int ct_sweep_cb(const struct ctrec *r, void *arg)
+{
+	struct ct_sweep_ctx *s = arg;
+	if (s->keep(r, s->arg))
+		return 0;
+	s->del[s->n] = *r;
+	s->del[s->n].op = CTREC_DELETE;
+	s->del[s->n].val_len = 0;
+	s->n++;
+	return s->n >= CT_SWEEP_BATCH_MAX; /* full: delete these, then go on */
+}
+
+int ct_sweep(struct ct *ct, bool (*keep)(const struct ctrec *r, void *arg), void *arg,
+	     uint64_t *deleted)
+{
+	struct ct_sweep_ctx s = {.keep = keep, .arg = arg};
+	uint64_t total = 0;
+	int rc = 0;
+
+	s.del = malloc(sizeof(*s.del) * CT_SWEEP_BATCH_MAX);
+	if (!s.del)
+		return TND_ESYS;
+	for (int pass = 0; pass < CT_SWEEP_PASSES_MAX; pass++) {
+		s.n = 0;
+		rc = ct_dump(ct, ct_sweep_cb, &s);
+		if (rc < 0)
+			break;
+		for (size_t i = 0; i < s.n; i++) {
+			int e = ct_apply(ct, &s.del[i]);
+			if (e < 0) {
+				rc = e;
+				break;
+			}
+		}
+		total += s.n;
+		ct->st.swept += s.n;
+		if (rc < 0 || rc == 0) /* error, or the dump saw every entry */
+			break;
+		rc = 0;
+	}
+	if (rc == 1)
+		rc = TND_ENOSPC; /* more stale entries than passes allowed */
+	free(s.del);
+	if (deleted)
+		*deleted = total;
+	return rc;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+int ct_events_open(struct ct *ct)
+{
+	int fd, sz = CT_EVENT_RCVBUF_BYTES;
+	unsigned groups = NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_UPDATE |
+			  NF_NETLINK_CONNTRACK_DESTROY;
+	if (ct->ev)
+		return 0;
+	ct->ev = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (!ct->ev)
+		return TND_ESYS;
+	fd = mnl_socket_get_fd(ct->ev);
+	/* FORCE goes beyond net.core.rmem_max (we are root); fall back to
+	 * what the limit allows. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (mnl_socket_bind(ct->ev, groups, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+		mnl_socket_close(ct->ev);
+		ct->ev = NULL;
+		errno = e;
+		return TND_ESYS;
+	}
+	return 0;
+}
+
+int ct_events_fd(const struct ct *ct)
+{
+	return ct->ev ? mnl_socket_get_fd(ct->ev) : -1;
+}
+
+int ct_events_read(struct ct *ct, ct_event_cb cb, void *arg)
+{
+	int reported = 0;
+	if (!ct->ev)
+		return TND_EINVAL;
+	for (int i = 0; i < CT_EVENT_BATCH_MAX; i++) {
+		ssize_t n = recv(mnl_socket_get_fd(ct->ev), ct->buf, sizeof(ct->buf), MSG_DONTWAIT);
+		const struct nlmsghdr *m;
+		int len;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == ENOBUFS) {
+				ct->st.overruns++;
+				return TND_ENOSPC;
+			}
+			return TND_ESYS;
+		}
+		m = (const struct nlmsghdr *)ct->buf;
+		len = (int)n;
+		for (; mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len)) {
+			uint8_t type = m->nlmsg_type & 0xff;
+			uint8_t op;
+			struct nf_conntrack *c;
+			struct ctrec r;
+			if ((m->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK)
+				continue;
+			if (type == IPCTNL_MSG_CT_NEW) {
+				op = CTREC_UPSERT;
+			} else if (type == IPCTNL_MSG_CT_DELETE) {
+				op = CTREC_DELETE;
+			} else {
+				continue;
+			}
+			if (m->nlmsg_pid && m->nlmsg_pid == ct->req_portid) {
+				ct->st.events_own++;
+				continue;
+			}
+			c = nfct_new();
+			if (!c)
+				return TND_ESYS;
+			if (nfct_nlmsg_parse(m, c) < 0) {
+				ct->st.malformed++;
+			} else if (ct_to_rec(c, op, &r) < 0) {
+				ct->st.unsupported++;
+			} else {
+				if (op == CTREC_DELETE)
+					ct->st.events_destroy++;
+				else if (m->nlmsg_flags & (NLM_F_CREATE | NLM_F_EXCL))
+					ct->st.events_new++;
+				else
+					ct->st.events_update++;
+				cb(&r, arg);
+				reported++;
+			}
+			nfct_destroy(c);
+		}
+	}
+	return reported;
+}
