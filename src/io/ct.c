@@ -732,6 +732,12 @@ static int ct_upsert(struct ct *ct, struct nf_conntrack *c)
 				    nfct_get_attr_u32(c, ATTR_TIMEOUT) < ct->timeout_floor_s))
 		nfct_set_attr_u32(c, ATTR_TIMEOUT, ct->timeout_floor_s);
 
+	/* With NAT, create from the untranslated reply tuple plus the NAT
+	 * range: the kernel marks the entry SRC_NAT/DST_NAT (the bits that
+	 * make it translate packets, which a request cannot set) only when
+	 * nf_nat_setup_info changes the reply tuple itself. */
+	if (nfct_get_attr_u32(c, ATTR_STATUS) & (IPS_SRC_NAT | IPS_DST_NAT))
+		nfct_setobjopt(c, NFCT_SOPT_SETUP_REPLY);
 	rc = ct_send_obj(ct, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL, c);
 	if (rc == 0) {
 		ct->st.created++;
