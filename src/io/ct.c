@@ -239,6 +239,10 @@ static int ct_val_decode(const uint8_t *val, size_t len, struct ct_fields *f)
 		return TND_EINVAL;
 	if (f->l4 == IPPROTO_TCP && !f->has_tcp_state)
 		return TND_EINVAL;
+	/* ICMP's reply type and code follow from the original's; only the id
+	 * travels, so one session has one encoding. */
+	if (!ct_l4_ports(f->l4) && (f->rl4[0] || f->rl4[1]))
+		return TND_EINVAL;
 	f->has_repl = true;
 	return 0;
 }

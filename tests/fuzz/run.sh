@@ -20,6 +20,7 @@ for src in tests/fuzz/fuzz_*.c; do
 	extra=""
 	case "$short" in
 	netlink) extra="src/io/nl.c" ;;
+	ctrec) extra="src/io/ct.c $(pkg-config --libs libnetfilter_conntrack)" ;;
 	esac
 	echo "== fuzz $short: build"
 	# shellcheck disable=SC2086

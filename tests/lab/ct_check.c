@@ -282,7 +282,8 @@ static struct ctrec with_val(const struct ctrec *r, const uint8_t *v, size_t n, 
 		o.val_len = 0;
 	if (o.val_len + n > CTREC_VAL_MAX)
 		n = CTREC_VAL_MAX - o.val_len;
-	memcpy(o.val + o.val_len, v, n);
+	if (n)
+		memcpy(o.val + o.val_len, v, n);
 	o.val_len = (uint8_t)(o.val_len + n);
 	return o;
 }
