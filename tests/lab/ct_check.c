@@ -700,7 +700,7 @@ static void synth(int i, struct ctrec *r)
 		nfct_set_attr_u16(c, ATTR_REPL_PORT_DST, htons((uint16_t)(1024 + i / 8 % 60000)));
 	} else {
 		snprintf(os, sizeof(os), "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-		snprintf(rd, sizeof(rd), "198.51.100.1");
+		snprintf(rd, sizeof(rd), "198.51.100.%d", 1 + i / 60000 % 250); /* unique NAT tuple */
 		c = mk_v4(i % 2 ? IPPROTO_TCP : IPPROTO_UDP, os, "198.51.100.100", 40000, 80,
 			  "198.51.100.100", rd, 80, (uint16_t)(1024 + i % 60000),
 			  IPS_SEEN_REPLY | IPS_ASSURED | IPS_SRC_NAT);

@@ -27,6 +27,9 @@
 #    no reset; ct_check delete in B.
 # 4. The same without injection (B -> A, A's table flushed): the
 #    connections must NOT survive, so step 3 can fail.
+# 5. ct_check bench in an empty namespace: TCP/UDP, IPv4/IPv6, SNAT
+#    entries injected, dumped with equal stable hashes, updated, swept
+#    (TCT_BENCH_N entries, default 20000), with entries/s printed.
 set -euo pipefail
 
 build=${1:-build}
@@ -40,8 +43,8 @@ command -v conntrack >/dev/null || { echo "test_ct: needs conntrack (Debian conn
 check=$(cd "$(dirname "$check")" && pwd)/$(basename "$check")
 probe=$(cd "$(dirname "$probe")" && pwd)/$(basename "$probe")
 
-C=tct-c SW=tct-sw A=tct-a B=tct-b S=tct-s
-NS=($C $SW $A $B $S)
+C=tct-c SW=tct-sw A=tct-a B=tct-b S=tct-s N=tct-n
+NS=($C $SW $A $B $S $N)
 SERVER=198.51.100.100 PORT=7000 SNAT=198.51.100.1
 NCONN=${TCT_CONNECTIONS:-20}
 MAC_LAN=02:00:00:c7:00:01 MAC_WAN=02:00:00:c7:00:02
@@ -224,4 +227,8 @@ conns=$(jget "$work/p2.json" tcp_connections) surv=$(jget "$work/p2.json" tcp_su
 [ "$conns" = "$NCONN" ] || fail "only $conns of $NCONN connections established"
 [ "$surv" = 0 ] || fail "without injection $surv of $conns survived: the test cannot tell"
 ok "without injection: $surv/$conns survived (the kernel drops unknown mid-stream TCP)"
+
+# ---- 5. bulk inject, dump, update, sweep
+echo "test_ct: === bulk: ${TCT_BENCH_N:-20000} entries in $N"
+nsx $N "$check" bench "${TCT_BENCH_N:-20000}" || fail "ct_check bench"
 echo "test_ct: all passed"
