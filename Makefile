@@ -36,6 +36,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 SIM_BIN  := $(B)/tests/simulate
+CTSIM_BIN := $(B)/tests/ctsimulate
 
 PROGS := $(B)/tandemd $(B)/tandemctl $(B)/tandem-probe
 
@@ -77,10 +78,16 @@ $(SIM_BIN): $(B)/tests/sim/sim.o $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# The session-sync core's simulator (and `--bench N` micro-benchmark).
+$(CTSIM_BIN): $(B)/tests/sim/ctsim.o $(B)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
-sim: $(SIM_BIN)
+sim: $(SIM_BIN) $(CTSIM_BIN)
 	$(SIM_BIN) --seeds 200
+	$(CTSIM_BIN) --seeds 100
 golden: $(B)/tandemd
 	bash tests/golden/run.sh $(B)/tandemd
 fuzz:
