@@ -52,9 +52,12 @@ enum {
 	HB_ORDERS = 8,   /* u8 record size, then OREC_LEN-byte records */
 };
 enum { HBF_SHUTDOWN = 1 };
-/* Group record: id, state, class, epoch (8), primary, handoff_to. The
- * granted epoch is not sent: it is next_epoch(epoch, handoff_to). */
-#define GREC_LEN 13
+/* Group record: id, state, class, epoch (8), primary, handoff_to, flags
+ * (GRF_*). The granted epoch is not sent: it is next_epoch(epoch,
+ * handoff_to). A 13-byte record (no flags) is still accepted. */
+#define GREC_LEN 14
+#define GREC_LEN_MIN 13
+enum { GRF_HELD = 1 }; /* handoff announced, grant held for a barrier */
 /* Order record: kind, key, value, version (8). */
 #define OREC_LEN 11
 enum { ORDER_MANUAL = 1, ORDER_MAINT = 2 };
@@ -82,6 +85,7 @@ struct pgroup { /* a peer's advertised view of one group */
 	int primary;
 	int handoff_to;
 	uint64_t handoff_epoch;
+	bool handoff_held;
 };
 
 struct peer {
@@ -116,6 +120,8 @@ struct group {
 	int handoff_to;
 	uint64_t handoff_epoch;
 	mono_t handoff_until;
+	bool grant_held;       /* waiting for the sync barrier */
+	mono_t grant_hold_until;
 	int better; /* preempt candidate, or TND_NO_NODE */
 	mono_t better_since;
 	bool preempt_suspended;
@@ -153,6 +159,8 @@ struct node {
 	uint8_t proto_min, proto_max;
 	mono_t hb, dead, started, observe_until, last_step, hb_next;
 	bool hb_now, shutdown, tilt;
+	bool sync_gate, synced;
+	mono_t barrier_timeout;
 	mono_t tilt_until;
 	struct peer peers[TND_NODES_MAX];
 	struct group groups[TND_GROUPS_MAX];
@@ -292,6 +300,10 @@ static int self_class_why(const struct node *n, const struct group *g,
 			return CLASS_LAST_RESORT;
 		}
 	}
+	if (n->sync_gate && !n->synced) {
+		snprintf(why, len, "sessions not in sync");
+		return CLASS_LAST_RESORT;
+	}
 	return CLASS_OK;
 }
 
@@ -423,6 +435,7 @@ static void become_primary(struct node *n, struct actions *out, int gi,
 	g->elect_at = MONO_NEVER;
 	g->vacant_since = MONO_NEVER;
 	g->handoff_to = TND_NO_NODE;
+	g->grant_held = false;
 	g->better = TND_NO_NODE;
 	group_set_state(n, out, gi, G_PRIMARY, reason);
 }
@@ -444,6 +457,18 @@ static void release(struct node *n, struct actions *out, int gi, int to,
 		g->handoff_to = to;
 		g->handoff_epoch = next_epoch(g->epoch, to);
 		g->handoff_until = n->last_step + n->dead;
+		g->grant_held = n->sync_gate;
+		if (g->grant_held) {
+			/* VIPs go first (below), so no new session starts here;
+			 * the grant waits until the target has every update. */
+			g->grant_hold_until = n->last_step + n->barrier_timeout;
+			g->handoff_until = g->grant_hold_until + n->dead;
+			struct act *b = act_add(out, ACT_BARRIER);
+			if (b) {
+				b->u.barrier.group_id = g->gc->id;
+				b->u.barrier.target = to;
+			}
+		}
 		emit(n, out, LVL_INFO, "group.handoff",
 		     "group=%u to=%s epoch=%llu reason=%s", g->gc->id,
 		     node_name(n, to), (unsigned long long)g->handoff_epoch,
@@ -555,6 +580,7 @@ static void send_heartbeat(struct node *n, struct actions *out, int to,
 		wire_put64(p + 3, g->epoch);
 		p[11] = wire_node(g->primary);
 		p[12] = wire_node(g->handoff_to);
+		p[13] = g->handoff_to != TND_NO_NODE && g->grant_held ? GRF_HELD : 0;
 		/* Receivers derive the granted epoch from what we send now. */
 		if (g->handoff_to != TND_NO_NODE)
 			g->handoff_epoch = next_epoch(g->epoch, g->handoff_to);
@@ -612,7 +638,7 @@ static int node_ref(const struct node *n, uint8_t v, int *out)
 static int decode_groups(const struct node *n, const struct tlv *t,
 			 struct hb_msg *m)
 {
-	if (t->len < 1 || t->val[0] < GREC_LEN)
+	if (t->len < 1 || t->val[0] < GREC_LEN_MIN)
 		return TND_EINVAL;
 	size_t rl = t->val[0], cnt = (t->len - 1u) / rl;
 	if ((t->len - 1u) % rl || cnt > TND_GROUPS_MAX || m->n_groups)
@@ -635,6 +661,7 @@ static int decode_groups(const struct node *n, const struct tlv *t,
 			return TND_EINVAL;
 		e->v.handoff_epoch = e->v.handoff_to == TND_NO_NODE ? 0 :
 			next_epoch(e->v.epoch, e->v.handoff_to);
+		e->v.handoff_held = rl > 13 && (r[13] & GRF_HELD);
 	}
 	return 0;
 }
@@ -814,7 +841,8 @@ static void apply_heartbeat(struct node *n, struct actions *out, int x,
 		/* Take a grant only from the primary we followed (or when we
 		 * followed none): a node with a partial view must not start a
 		 * second primary beside one we can hear. */
-		if (v->handoff_to == n->self && v->handoff_epoch > g->epoch &&
+		if (v->handoff_to == n->self && !v->handoff_held &&
+		    v->handoff_epoch > g->epoch &&
 		    (g->primary == TND_NO_NODE || g->primary == x) &&
 		    g->state != G_PRIMARY && g->state != G_INIT &&
 		    self_class(n, g) != CLASS_NEVER) {
@@ -898,6 +926,22 @@ static bool group_vacant(const struct node *n, int gi)
 	return true;
 }
 
+/* A held grant becomes a grant: the target may now claim the group. */
+static void grant_release(struct node *n, struct actions *out, int gi,
+			  const char *reason)
+{
+	struct group *g = &n->groups[gi];
+	if (!g->grant_held)
+		return;
+	g->grant_held = false;
+	g->handoff_until = n->last_step + n->dead;
+	n->hb_now = true;
+	emit(n, out, strcmp(reason, "barrier_ok") ? LVL_WARN : LVL_INFO,
+	     "group.grant", "group=%u to=%s epoch=%llu reason=%s", g->gc->id,
+	     node_name(n, g->handoff_to), (unsigned long long)g->handoff_epoch,
+	     reason);
+}
+
 static void eval_primary(struct node *n, struct actions *out, int gi,
 			 mono_t now)
 {
@@ -945,9 +989,14 @@ static void eval_secondary(struct node *n, struct actions *out, int gi,
 	struct group *g = &n->groups[gi];
 	enum gstate to = secondary_state(n, gi);
 	group_set_state(n, out, gi, to, to == G_SECONDARY ? "eligible" : g->why);
+	if (g->grant_held && g->handoff_to != TND_NO_NODE &&
+	    now >= g->grant_hold_until)
+		grant_release(n, out, gi, "barrier_timeout");
 	if (g->handoff_to != TND_NO_NODE &&
-	    (now >= g->handoff_until || !n->peers[g->handoff_to].alive))
+	    (now >= g->handoff_until || !n->peers[g->handoff_to].alive)) {
 		g->handoff_to = TND_NO_NODE; /* the grant was not taken */
+		g->grant_held = false;
+	}
 	if (!group_vacant(n, gi) || g->handoff_to != TND_NO_NODE ||
 	    self_class(n, g) == CLASS_NEVER || n->tilt) {
 		g->vacant_since = MONO_NEVER;
@@ -1026,6 +1075,8 @@ struct node *node_new(const struct node_params *p, mono_t now)
 	n->last_step = now;
 	n->observe_until = now + n->dead + n->hb;
 	n->hb_next = now;
+	n->sync_gate = p->sync_gate;
+	n->barrier_timeout = MS_TO_MONO(p->barrier_timeout_ms ? p->barrier_timeout_ms : 1000);
 	for (int x = 0; x < n->n_nodes; x++)
 		for (int gi = 0; gi < c->n_groups; gi++)
 			n->peers[x].g[gi].handoff_to = TND_NO_NODE;
@@ -1102,6 +1153,21 @@ int node_step(struct node *n, const struct ev *ev, mono_t now,
 		}
 		break;
 	}
+	case EV_SYNC:
+		if (n->synced != ev->u.sync.synced) {
+			n->synced = ev->u.sync.synced;
+			n->hb_now = true;
+			emit(n, out, LVL_INFO, "sessions.sync", "in_sync=%d",
+			     n->synced);
+		}
+		break;
+	case EV_BARRIER: {
+		int gi = conf_group_index(n->conf, ev->u.barrier.group_id);
+		if (gi >= 0 && n->groups[gi].grant_held)
+			grant_release(n, out, gi, ev->u.barrier.ok ? "barrier_ok"
+								    : "barrier_failed");
+		break;
+	}
 	case EV_SHUTDOWN:
 		n->shutdown = true;
 		emit(n, out, LVL_INFO, "node.shutdown", "reason=requested");
@@ -1133,7 +1199,8 @@ mono_t node_next_wake(const struct node *n)
 		const struct group *g = &n->groups[gi];
 		t = mono_min(t, g->elect_at);
 		if (g->handoff_to != TND_NO_NODE)
-			t = mono_min(t, g->handoff_until);
+			t = mono_min(t, g->grant_held ? g->grant_hold_until
+						      : g->handoff_until);
 		if (g->state == G_PRIMARY && g->better != TND_NO_NODE)
 			t = mono_min(t, g->better_since +
 					    MS_TO_MONO(g->gc->preempt_delay_s * 1000LL));
@@ -1323,6 +1390,7 @@ void node_status(const struct node *n, mono_t now, struct node_status *out)
 		gs->epoch = g->epoch;
 		gs->primary = g->state == G_PRIMARY ? n->self : g->primary;
 		gs->preempt_suspended = g->preempt_suspended;
+		gs->grant_held = g->grant_held && g->handoff_to != TND_NO_NODE;
 	}
 	if (n->tilt && out->n_alarms < 8)
 		snprintf(out->alarms[out->n_alarms++], sizeof(out->alarms[0]),

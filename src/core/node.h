@@ -26,6 +26,8 @@ enum ev_type {
 	EV_RECV,     /* an authenticated message arrived */
 	EV_IFACE,    /* a local interface changed state */
 	EV_SHUTDOWN, /* clean stop: hand every group over first */
+	EV_SYNC,     /* this node's session table is (not) in sync */
+	EV_BARRIER,  /* a sync barrier asked by ACT_BARRIER completed */
 };
 
 struct ev {
@@ -41,6 +43,13 @@ struct ev {
 			const char *ifname;
 			bool up;
 		} iface;
+		struct {
+			bool synced;
+		} sync;
+		struct {
+			uint8_t group_id;
+			bool ok; /* false: the target cannot confirm (lost) */
+		} barrier;
 	} u;
 };
 
@@ -49,6 +58,8 @@ enum act_type {
 	ACT_VIPS,   /* add (and announce) or remove group's VIPs */
 	ACT_HOOK,   /* run the group's hook for `state` */
 	ACT_EVENT,  /* log and record an event line */
+	ACT_BARRIER, /* wait until `target` has acknowledged every session
+		      * update made so far, then answer with EV_BARRIER */
 };
 
 enum ev_level { LVL_DEBUG, LVL_INFO, LVL_WARN, LVL_ERROR };
@@ -73,6 +84,10 @@ struct act {
 			enum gstate state;
 		} hook;
 		struct {
+			uint8_t group_id;
+			int target;
+		} barrier;
+		struct {
 			enum ev_level level;
 			char name[48];            /* e.g. "group.state" */
 			char kv[ACT_EVENT_LEN];   /* "group=1 from=secondary to=primary ..." */
@@ -95,6 +110,13 @@ struct node_params {
 	uint64_t seed;            /* for timer jitter */
 	const char *version;      /* software version string */
 	uint8_t proto_min, proto_max;
+	/* Session sync gates the election (SPEC section 1, takeover order):
+	 * a node is only a last-resort candidate until EV_SYNC says its
+	 * session table is in sync, and a planned handoff holds its grant
+	 * until the target has acknowledged every session update (a sync
+	 * barrier: ACT_BARRIER / EV_BARRIER), or barrier_timeout_ms passed. */
+	bool sync_gate;
+	uint32_t barrier_timeout_ms; /* 0: 1000 */
 };
 
 struct node;
@@ -141,6 +163,7 @@ struct node_group_status {
 	uint64_t epoch;        /* highest epoch known for the group */
 	int primary;           /* node believed primary, or TND_NO_NODE */
 	bool preempt_suspended;
+	bool grant_held;       /* released, waiting for the sync barrier */
 };
 struct node_link_status {
 	bool up;

@@ -33,6 +33,14 @@ struct msg {
 	uint8_t pkt[WIRE_MTU];
 };
 
+#define BARRIERS_MAX 256
+struct barrier {
+	mono_t at;
+	int node;
+	uint8_t group_id;
+	bool ok;
+};
+
 struct simnode {
 	struct node *core;
 	bool up;
@@ -63,6 +71,9 @@ struct sim {
 	int n_hist;
 	struct { int gi; uint64_t epoch; int node; } hist[8192];
 	struct actions *acts;
+	bool sync_gate;
+	int n_barriers;
+	struct barrier barriers[BARRIERS_MAX];
 	const char *corpus; /* write fuzz seeds here */
 	int corpus_n;
 	/* statistics */
@@ -188,6 +199,18 @@ static void run_actions(struct sim *s, int i)
 			if (a->u.event.level == LVL_ERROR)
 				s->failures++;
 			break;
+		case ACT_BARRIER:
+			/* The session-sync driver answers after a round trip,
+			 * fails when the target is down, or (rarely) never
+			 * answers, which the core's timeout must cover. */
+			if (rndi(s, 20) != 0 && s->n_barriers < BARRIERS_MAX) {
+				struct barrier *b = &s->barriers[s->n_barriers++];
+				b->at = s->now + 100000 + (mono_t)rndi(s, 5000000);
+				b->node = i;
+				b->group_id = a->u.barrier.group_id;
+				b->ok = s->nodes[a->u.barrier.target].up;
+			}
+			break;
 		case ACT_VIPS:
 		case ACT_HOOK:
 			break;
@@ -259,6 +282,7 @@ static void node_boot(struct sim *s, int i)
 	struct node_params p = {
 		.conf = &s->conf, .self = i, .incarnation = ++sn->incarnation,
 		.seed = rnd(s), .version = "sim", .proto_min = 1, .proto_max = 1,
+		.sync_gate = s->sync_gate, .barrier_timeout_ms = 200,
 	};
 	mono_t lt = local_time(sn, s->now);
 	sn->core = node_new(&p, lt);
@@ -270,6 +294,12 @@ static void node_boot(struct sim *s, int i)
 	ev.u.iface.up = sn->iface_up;
 	node_step(sn->core, &ev, lt, s->acts);
 	run_actions(s, i);
+	if (s->sync_gate && rndi(s, 2)) {
+		struct ev se = { .type = EV_SYNC };
+		se.u.sync.synced = true;
+		node_step(sn->core, &se, lt, s->acts);
+		run_actions(s, i);
+	}
 }
 
 static void node_crash(struct sim *s, int i, mono_t for_ns)
@@ -400,6 +430,10 @@ static void chaos(struct sim *s)
 	} else if (r < 80) {
 		s->loss = rndi(s, 3) == 0 ? rndf(s) * 0.3 : 0;
 		s->dup = rndf(s) * 0.05;
+	} else if (r < 86 && s->sync_gate && s->nodes[a].up) {
+		struct ev ev = { .type = EV_SYNC };
+		ev.u.sync.synced = rndi(s, 3) != 0;
+		step_node(s, a, &ev);
 	}
 }
 
@@ -426,10 +460,19 @@ static void run(struct sim *s, mono_t until, int chaos_ms)
 				mi = k;
 				who = -1;
 			}
+		int bi = -1;
+		for (int k = 0; k < s->n_barriers; k++)
+			if (s->barriers[k].at < t) {
+				t = s->barriers[k].at;
+				bi = k;
+				mi = -1;
+				who = -1;
+			}
 		if (next_chaos < t) {
 			t = next_chaos;
 			who = -1;
 			mi = -1;
+			bi = -1;
 		}
 		if (t > s->now) {
 			s->now = t;
@@ -440,7 +483,16 @@ static void run(struct sim *s, mono_t until, int chaos_ms)
 			s->failures++;
 			return;
 		}
-		if (mi >= 0) {
+		if (bi >= 0) {
+			struct barrier b = s->barriers[bi];
+			s->barriers[bi] = s->barriers[--s->n_barriers];
+			if (s->nodes[b.node].up) {
+				struct ev ev = { .type = EV_BARRIER };
+				ev.u.barrier.group_id = b.group_id;
+				ev.u.barrier.ok = b.ok;
+				step_node(s, b.node, &ev);
+			}
+		} else if (mi >= 0) {
 			struct msg m = s->q[mi];
 			s->q[mi] = s->q[--s->nq];
 			struct simnode *sn = &s->nodes[m.to];
@@ -540,6 +592,7 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 				s->both_since[g][i][j] = NO_TIME;
 	s->n = 2 + rndi(s, 4);
 	build_conf(s);
+	s->sync_gate = rndi(s, 2);
 	for (int i = 0; i < s->n; i++) {
 		struct simnode *sn = &s->nodes[i];
 		sn->skew = (rndf(s) - 0.5) * 0.004; /* +-2000 ppm */
@@ -556,6 +609,11 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 		for (int i = 0; i < s->n; i++) {
 			if (!s->nodes[i].up)
 				node_boot(s, i);
+			if (s->sync_gate) {
+				struct ev se = { .type = EV_SYNC };
+				se.u.sync.synced = true;
+				step_node(s, i, &se);
+			}
 			if (!s->nodes[i].iface_up) {
 				s->nodes[i].iface_up = true;
 				struct ev ev = { .type = EV_IFACE };

@@ -52,6 +52,7 @@ struct logent {
 	int group;
 	bool add;
 	enum gstate state;
+	int target; /* ACT_BARRIER */
 	char name[48];
 	char kv[ACT_EVENT_LEN];
 };
@@ -73,6 +74,7 @@ struct h {
 	int nlog;
 	long seq;
 	long steps;
+	bool sync_gate; /* node_params.sync_gate for nodes started from now */
 };
 
 /* --- configuration ------------------------------------------------------- */
@@ -187,6 +189,9 @@ static void h_take_actions(struct h *h, int i)
 		} else if (a->type == ACT_HOOK) {
 			e->group = a->u.hook.group_id;
 			e->state = a->u.hook.state;
+		} else if (a->type == ACT_BARRIER) {
+			e->group = a->u.barrier.group_id;
+			e->target = a->u.barrier.target;
 		} else {
 			snprintf(e->name, sizeof(e->name), "%s", a->u.event.name);
 			snprintf(e->kv, sizeof(e->kv), "%s", a->u.event.kv);
@@ -238,7 +243,7 @@ static void h_start(struct h *h, int i)
 	struct node_params p = {
 		.conf = &h->conf, .self = i, .incarnation = ++h->inc[i],
 		.seed = 0x1234 + (uint64_t)i, .version = "test-1",
-		.proto_min = 1, .proto_max = 1,
+		.proto_min = 1, .proto_max = 1, .sync_gate = h->sync_gate,
 	};
 	node_free(h->node[i]);
 	h->node[i] = node_new(&p, h->now);
@@ -1697,6 +1702,122 @@ static void test_node_new_refuses_bad_params(void **state)
 	assert_null(node_new(&p, 0));
 }
 
+/* --- session-sync gate ------------------------------------------------- */
+
+static void h_sync(struct h *h, int i, bool synced)
+{
+	struct ev ev = { .type = EV_SYNC };
+	ev.u.sync.synced = synced;
+	assert_int_equal(h_step(h, i, &ev), 0);
+}
+
+static void h_barrier(struct h *h, int i, int group_id, bool ok)
+{
+	struct ev ev = { .type = EV_BARRIER };
+	ev.u.barrier.group_id = (uint8_t)group_id;
+	ev.u.barrier.ok = ok;
+	assert_int_equal(h_step(h, i, &ev), 0);
+}
+
+static void h_start_gated(struct h *h)
+{
+	h->sync_gate = true;
+	for (int i = 0; i < h->n; i++) {
+		h_start(h, i);
+		h_sync(h, i, true);
+	}
+	h_run_ms(h, 1000);
+	assert_int_equal(h_state(h, A, 1), G_PRIMARY);
+	assert_int_equal(h_state(h, B, 1), G_SECONDARY);
+}
+
+/* A node whose sessions are not in sync is a last resort: shown
+ * ineligible with the reason, yet elected when nobody else can serve. */
+static void test_sync_gate_eligibility(void **state)
+{
+	struct h *h = *state;
+	h->sync_gate = true;
+	h_start(h, A);
+	h_start(h, B);
+	h_run_ms(h, 1000);
+	/* Nobody in sync: still exactly one primary (last resort). */
+	assert_int_equal(h_primaries(h, 1), 1);
+	assert_int_equal(h_state(h, B, 1), G_INELIGIBLE);
+	assert_false(h_status(h, B)->groups[1].eligible);
+	assert_string_equal(h_status(h, B)->groups[1].why_ineligible,
+			    "sessions not in sync");
+	h_sync(h, A, true);
+	h_sync(h, B, true);
+	h_run_ms(h, 300);
+	assert_int_equal(h_state(h, A, 1), G_PRIMARY);
+	assert_int_equal(h_state(h, B, 1), G_SECONDARY);
+	assert_true(h_status(h, B)->groups[1].eligible);
+	/* b out of sync again: failover to it is refused with the reason. */
+	h_sync(h, B, false);
+	h_run_ms(h, 300);
+	struct admin_req req = { .op = ADM_FAILOVER, .group_id = 1, .target = B };
+	char why[128] = "";
+	assert_int_equal(h_admin(h, A, &req, why, sizeof(why)), TND_EREFUSED);
+	assert_non_null(strstr(why, "not eligible"));
+}
+
+/* A planned move releases first (VIPs gone, barrier asked for the
+ * target), then grants only when the barrier completes. */
+static void test_barrier_holds_grant(void **state)
+{
+	struct h *h = *state;
+	h_start_gated(h);
+	h_log_clear(h);
+	struct admin_req req = { .op = ADM_FAILOVER, .group_id = 1, .target = B };
+	char why[128] = "";
+	assert_int_equal(h_admin(h, B, &req, why, sizeof(why)), 0);
+	h_run_ms(h, 50);
+	assert_non_null(h_find_vips(h, A, 1, false));
+	assert_int_equal(h_count_type(h, A, ACT_BARRIER), 1);
+	for (int k = 0; k < h->nlog; k++)
+		if (h->log[k].type == ACT_BARRIER) {
+			assert_int_equal(h->log[k].group, 1);
+			assert_int_equal(h->log[k].target, B);
+		}
+	/* Held: nobody primary, nobody else claims the vacancy. */
+	assert_int_equal(h_primaries(h, 1), 0);
+	assert_true(h_status(h, A)->groups[1].grant_held);
+	h_run_ms(h, 500);
+	assert_int_equal(h_primaries(h, 1), 0);
+	assert_int_equal(h_count_vips(h, B, 1, true), 0);
+	/* Barrier done: b takes the group on the next delivery. */
+	h_barrier(h, A, 1, true);
+	h_deliver_all(h);
+	assert_int_equal(h_state(h, B, 1), G_PRIMARY);
+	assert_int_equal(h_state(h, A, 1), G_SECONDARY);
+	assert_false(h_status(h, A)->groups[1].grant_held);
+	assert_non_null(h_find_event(h, A, "group.grant", "to=b reason=barrier_ok"));
+	/* Release strictly before the take-over. */
+	assert_true(h_find_vips(h, A, 1, false)->seq < h_find_vips(h, B, 1, true)->seq);
+}
+
+/* A barrier that never completes does not strand the group: the grant is
+ * released after barrier_timeout_ms (default 1 s), with a warning. */
+static void test_barrier_timeout(void **state)
+{
+	struct h *h = *state;
+	h_start_gated(h);
+	h_log_clear(h);
+	struct admin_req req = { .op = ADM_FAILOVER, .group_id = 1, .target = B };
+	char why[128] = "";
+	assert_int_equal(h_admin(h, A, &req, why, sizeof(why)), 0);
+	h_run_ms(h, 900);
+	assert_int_equal(h_primaries(h, 1), 0);
+	h_run_ms(h, 200);
+	assert_int_equal(h_state(h, B, 1), G_PRIMARY);
+	assert_non_null(h_find_event(h, A, "group.grant", "reason=barrier_timeout"));
+	/* A late answer changes nothing. */
+	h_barrier(h, A, 1, true);
+	h_deliver_all(h);
+	assert_int_equal(h_state(h, B, 1), G_PRIMARY);
+	assert_int_equal(h_primaries(h, 1), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1729,6 +1850,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_groups_deactivate, h_setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(test_tilt_admin_first, h_setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(test_node_new_refuses_bad_params, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_sync_gate_eligibility, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_barrier_holds_grant, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_barrier_timeout, h_setup2, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
