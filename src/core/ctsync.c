@@ -62,10 +62,9 @@
 #include <string.h>
 #include "ctsync.h"
 
-/* DATA TLVs */
-enum { T_CTL = 1, T_BEGIN = 2, T_RECS = 3, T_END = 4, T_DIGEST = 5 };
-/* ACK TLVs */
-enum { T_ACK = 1 };
+enum { T_CTL = CTS_T_CTL, T_BEGIN = CTS_T_BEGIN, T_RECS = CTS_T_RECS,
+       T_END = CTS_T_END, T_DIGEST = CTS_T_DIGEST };
+enum { T_ACK = CTS_T_ACK };
 #define CTL_LEN 28    /* stream u32, mseq u64, base u64, head u64 */
 #define BEGIN_LEN 5   /* gen u32, flags u8 */
 #define END_LEN 12    /* gen u32, total u64 */
@@ -1738,6 +1737,7 @@ void ctsync_status(const struct ctsync *cs, mono_t now, struct ctsync_status *o)
 	o->ctr = cs->ctr;
 	if (cs->role == CTS_PRIMARY) {
 		o->stream = cs->stream;
+		o->stream_incarnation = cs->p.incarnation;
 		o->head = cs->head;
 		o->tail = cs->tail;
 		o->bulk.active = cs->bulk_active;
@@ -1772,6 +1772,7 @@ void ctsync_status(const struct ctsync *cs, mono_t now, struct ctsync_status *o)
 		}
 	} else {
 		o->stream = cs->f_stream;
+		o->stream_incarnation = cs->f_inc;
 		o->head = cs->head_seen;
 		o->applied_mseq = cs->next ? cs->next - 1 : 0;
 		o->bulk.active = cs->bulk_rx_active;

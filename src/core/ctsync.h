@@ -27,6 +27,17 @@ enum ctsync_msg {
 	CTS_MSG_ACK = 17,  /* secondary → primary: cumulative+selective ack, state */
 };
 
+/* TLVs of CTS_MSG_DATA (layouts in ctsync.c): CTL {stream u32, mseq u64,
+ * base u64, head u64} in every message; BEGIN {gen u32, flags u8};
+ * RECS {records: op|0x80 if bulk u8, key_len u8, val_len u8,
+ * stable_hash u64, key, val}; END {gen u32, total u64};
+ * DIGEST {count u64, digest u64}. CTS_MSG_ACK has one ACK TLV. */
+enum ctsync_tlv {
+	CTS_T_CTL = 1, CTS_T_BEGIN = 2, CTS_T_RECS = 3, CTS_T_END = 4,
+	CTS_T_DIGEST = 5,
+	CTS_T_ACK = 1,
+};
+
 #define CTS_SEQ_SPACE (1ULL << 63) /* header seq = CTS_SEQ_SPACE | counter */
 
 struct ctsync_params {
@@ -171,7 +182,8 @@ struct ctsync_status {
 	int primary;                   /* node followed (self when primary) */
 	bool in_sync;
 	uint32_t stream;
-	uint64_t incarnation;
+	uint64_t incarnation;          /* this node's */
+	uint64_t stream_incarnation;   /* the stream's primary's */
 	uint64_t head, tail;           /* primary: log; secondary: head seen */
 	uint64_t applied_mseq;         /* secondary: applied through */
 	uint64_t count, digest;        /* this node's map */

@@ -468,7 +468,7 @@ static void check(struct sim *s)
 			continue;
 		struct hist *h = &s->hist[st.applied_mseq % HIST];
 		if (h->mseq != st.applied_mseq || h->node != st.primary ||
-		    h->stream != st.stream)
+		    h->stream != st.stream || h->inc != st.stream_incarnation)
 			continue;
 		s->checks++;
 		if (h->count != c->kcount || h->sum != c->ksum) {
