@@ -160,6 +160,7 @@ struct node {
 	mono_t hb, dead, started, observe_until, last_step, hb_next;
 	bool hb_now, shutdown, tilt;
 	bool sync_gate, synced;
+	uint8_t sync_group_id;
 	mono_t barrier_timeout;
 	mono_t tilt_until;
 	struct peer peers[TND_NODES_MAX];
@@ -300,7 +301,8 @@ static int self_class_why(const struct node *n, const struct group *g,
 			return CLASS_LAST_RESORT;
 		}
 	}
-	if (n->sync_gate && !n->synced) {
+	if (n->sync_gate && gc->id == n->sync_group_id && !n->synced &&
+	    g->state != G_PRIMARY) {
 		snprintf(why, len, "sessions not in sync");
 		return CLASS_LAST_RESORT;
 	}
@@ -457,7 +459,7 @@ static void release(struct node *n, struct actions *out, int gi, int to,
 		g->handoff_to = to;
 		g->handoff_epoch = next_epoch(g->epoch, to);
 		g->handoff_until = n->last_step + n->dead;
-		g->grant_held = n->sync_gate;
+		g->grant_held = n->sync_gate && g->gc->id == n->sync_group_id;
 		if (g->grant_held) {
 			/* VIPs go first (below), so no new session starts here;
 			 * the grant waits until the target has every update. */
@@ -896,10 +898,14 @@ static int on_recv(struct node *n, const struct ev *ev, mono_t now,
 	peer_set_alive(n, out, h->sender, true, "heartbeat");
 	if (newest)
 		apply_heartbeat(n, out, h->sender, m);
-	if (newest && (m->flags & HBF_SHUTDOWN)) {
+	bool holding = false;
+	for (int i = 0; i < m->n_groups; i++)
+		holding |= m->g[i].v.handoff_held;
+	if (newest && (m->flags & HBF_SHUTDOWN) && !holding) {
 		/* A clean stop: its grants were applied above; waiting for
 		 * silence would only delay the takeover of what it could not
-		 * hand over. */
+		 * hand over. While a grant is still held for a sync barrier
+		 * it is not gone yet: its next heartbeat will grant. */
 		p->gone_incarnation = h->incarnation;
 		for (int l = 0; l < n->n_links; l++)
 			p->link_up[l] = false;
@@ -1076,6 +1082,7 @@ struct node *node_new(const struct node_params *p, mono_t now)
 	n->observe_until = now + n->dead + n->hb;
 	n->hb_next = now;
 	n->sync_gate = p->sync_gate;
+	n->sync_group_id = p->sync_group_id;
 	n->barrier_timeout = MS_TO_MONO(p->barrier_timeout_ms ? p->barrier_timeout_ms : 1000);
 	for (int x = 0; x < n->n_nodes; x++)
 		for (int gi = 0; gi < c->n_groups; gi++)

@@ -110,12 +110,15 @@ struct node_params {
 	uint64_t seed;            /* for timer jitter */
 	const char *version;      /* software version string */
 	uint8_t proto_min, proto_max;
-	/* Session sync gates the election (SPEC section 1, takeover order):
-	 * a node is only a last-resort candidate until EV_SYNC says its
-	 * session table is in sync, and a planned handoff holds its grant
+	/* Session sync gates the election of the session group (SPEC
+	 * section 1, takeover order): a secondary is only a last-resort
+	 * candidate until EV_SYNC says its session table is in sync (the
+	 * primary is the source, so in sync by definition), and a planned
+	 * handoff of that group holds its grant
 	 * until the target has acknowledged every session update (a sync
 	 * barrier: ACT_BARRIER / EV_BARRIER), or barrier_timeout_ms passed. */
 	bool sync_gate;
+	uint8_t sync_group_id;       /* the group gated: the session group */
 	uint32_t barrier_timeout_ms; /* 0: 1000 */
 };
 

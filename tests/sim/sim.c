@@ -282,7 +282,7 @@ static void node_boot(struct sim *s, int i)
 	struct node_params p = {
 		.conf = &s->conf, .self = i, .incarnation = ++sn->incarnation,
 		.seed = rnd(s), .version = "sim", .proto_min = 1, .proto_max = 1,
-		.sync_gate = s->sync_gate, .barrier_timeout_ms = 200,
+		.sync_gate = s->sync_gate, .sync_group_id = 1, .barrier_timeout_ms = 200,
 	};
 	mono_t lt = local_time(sn, s->now);
 	sn->core = node_new(&p, lt);

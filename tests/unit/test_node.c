@@ -244,6 +244,7 @@ static void h_start(struct h *h, int i)
 		.conf = &h->conf, .self = i, .incarnation = ++h->inc[i],
 		.seed = 0x1234 + (uint64_t)i, .version = "test-1",
 		.proto_min = 1, .proto_max = 1, .sync_gate = h->sync_gate,
+		.sync_group_id = 1,
 	};
 	node_free(h->node[i]);
 	h->node[i] = node_new(&p, h->now);
