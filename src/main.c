@@ -44,6 +44,7 @@
 #include "io/log.h"
 #include "io/loop.h"
 #include "io/nl.h"
+#include "io/sessions.h"
 #include "io/state.h"
 #include "io/udp.h"
 
@@ -55,6 +56,10 @@
 #define ANNOUNCE_INTERVAL_MS 100
 #define RATELIMIT_INTERVAL_MS 5000   /* one log line per kind per 5 s */
 #define SPIN_GUARD_MS 1              /* least time between two EV_TICKs for one wake */
+#define STOP_GRANT_WAIT_MS 1500      /* a clean stop waits this long for sync barriers */
+/* Injected sessions live at least this long: the primary's DESTROY events
+ * remove them, and the periodic digest catches what those miss. */
+#define SESSION_TIMEOUT_FLOOR_S 3600
 #define HOOKS_TRACKED_MAX 64         /* running hooks remembered for their exit line */
 
 enum rl_kind {
@@ -108,7 +113,17 @@ struct daemon {
 	bool vips_on[TND_GROUPS_MAX];
 	int announce_left[TND_GROUPS_MAX];
 	mono_t announce_at[TND_GROUPS_MAX];
-	bool stopping;
+	bool stopping, stopped;
+	mono_t stop_deadline; /* give up waiting for held grants then */
+
+	/* Session sync (NULL when sessions.sync is off): the node primary of
+	 * the session group feeds it; see sess_follow(). */
+	struct sessions *sess;
+	int sess_gi;           /* index of the session group */
+	bool sess_synced;      /* last EV_SYNC fed to the core */
+	bool in_follow;
+	bool peer_alive[TND_NODES_MAX];
+	struct node_status *st; /* scratch */
 	/* Running hooks, so their exit is logged with what they were for.
 	 * A hook beyond the bound still runs and is reaped, only unnamed. */
 	struct {
@@ -256,11 +271,13 @@ static void vips_del(struct daemon *d, int gi)
 	d->announce_left[gi] = 0;
 }
 
-static void act_send(struct daemon *d, const struct act *a, mono_t now)
+/* Seal a plaintext packet and send it from our link `link` to node `to`'s
+ * address on that link. */
+static void send_plain(struct daemon *d, int to, int link, const uint8_t *pkt,
+		       size_t plen, mono_t now)
 {
 	uint8_t out[WIRE_MTU + WIRE_TAG_LEN];
 	size_t len;
-	int to = a->u.send.to, link = a->u.send.link;
 	char addr[64];
 
 	if (to < 0 || to >= d->conf.n_nodes || to == d->self || link < 0 || link >= d->n_links) {
@@ -269,7 +286,7 @@ static void act_send(struct daemon *d, const struct act *a, mono_t now)
 		       to, link);
 		return;
 	}
-	if (seal_packet(&d->key, a->u.send.pkt, a->u.send.len, out, sizeof out, &len) != 0) {
+	if (seal_packet(&d->key, pkt, plen, out, sizeof out, &len) != 0) {
 		d->ctr.send_errors++;
 		rl_log(d, RL_SEND, now, "to=%s link=%d error=\"cannot seal packet\"",
 		       d->conf.nodes[to].name, link);
@@ -280,6 +297,35 @@ static void act_send(struct daemon *d, const struct act *a, mono_t now)
 		rl_log(d, RL_SEND, now, "to=%s link=%d address=%s error=\"%s\"", d->conf.nodes[to].name,
 		       link, addr_str(&d->conf.nodes[to].links[link], addr, sizeof addr), strerror(errno));
 	}
+}
+
+static void sess_follow(struct daemon *d, mono_t now);
+static void rearm(struct daemon *d);
+
+static void act_send(struct daemon *d, const struct act *a, mono_t now)
+{
+	send_plain(d, a->u.send.to, a->u.send.link, a->u.send.pkt, a->u.send.len, now);
+}
+
+static void sess_send(void *arg, int to, int link, const uint8_t *pkt, size_t len)
+{
+	send_plain(arg, to, link, pkt, len, loop_now());
+}
+
+static void sess_log(void *arg, enum ev_level level, const char *name, const char *kv)
+{
+	(void)arg;
+	log_event_kv(level, name, kv);
+}
+
+static void on_ct(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct daemon *d = arg;
+	mono_t now = loop_now();
+
+	sessions_on_events(d->sess, now);
+	sess_follow(d, now);
+	rearm(d);
 }
 
 static void act_hook(struct daemon *d, const struct act *a)
@@ -352,11 +398,11 @@ static void perform(struct daemon *d, mono_t now)
 			log_event_kv(a->u.event.level, a->u.event.name, a->u.event.kv);
 			break;
 		case ACT_BARRIER:
-			/* Session sync is not wired into the daemon yet, so
-			 * node_new() gets sync_gate off and the core never asks;
-			 * if it did, the grant would only wait for its timeout. */
-			log_event(LVL_ERROR, "core.unexpected", "action=barrier group=%u",
-				  a->u.barrier.group_id);
+			/* Answered by sess_follow() through EV_BARRIER. Without
+			 * session sync the core has sync_gate off and never asks. */
+			if (d->sess)
+				sessions_barrier(d->sess, a->u.barrier.group_id,
+						 a->u.barrier.target, now);
 			break;
 		}
 	}
@@ -378,8 +424,23 @@ static void rearm(struct daemon *d)
 	for (int gi = 0; gi < d->conf.n_groups; gi++)
 		if (d->announce_left[gi] > 0 && d->announce_at[gi] < at)
 			at = d->announce_at[gi];
+	if (d->sess) {
+		/* Session sync may want to run at once (a bulk dump to feed):
+		 * let the loop breathe between rounds. */
+		mono_t sw = sessions_next_wake(d->sess), floor = loop_now() + 100000;
+		if (sw < floor)
+			sw = floor;
+		if (sw < at)
+			at = sw;
+	}
+	if (d->stopping && d->stop_deadline < at)
+		at = d->stop_deadline;
 	loop_timer_set(d->loop, at);
 }
+
+static void sess_follow(struct daemon *d, mono_t now);
+static void stop_if_done(struct daemon *d, mono_t now);
+static void finish_stop(struct daemon *d);
 
 /* Feed one event to the core and do what it says. */
 static int drive(struct daemon *d, const struct ev *ev, mono_t now)
@@ -389,8 +450,73 @@ static int drive(struct daemon *d, const struct ev *ev, mono_t now)
 	actions_reset(&d->acts);
 	r = node_step(d->node, ev, now, &d->acts);
 	perform(d, now);
+	sess_follow(d, now);
 	rearm(d);
 	return r;
+}
+
+/* Keep session sync and the election core in step: the session role
+ * follows the session group's primary (a node releasing it stays the
+ * source until its grant is given), peers' liveness follows the failure
+ * detector, and the core hears when this node's table is in sync and when
+ * a barrier completed. Bounded rounds: each answer may cause another. */
+static void sess_follow(struct daemon *d, mono_t now)
+{
+	if (!d->sess || d->in_follow)
+		return;
+	d->in_follow = true;
+	for (int round = 0; round < 8; round++) {
+		bool again = false;
+		node_status(d->node, now, d->st);
+		const struct node_group_status *g = &d->st->groups[d->sess_gi];
+		int src = g->state == G_PRIMARY || g->grant_held ? d->self : g->primary;
+		sessions_set_primary(d->sess, src, now);
+		for (int x = 0; x < d->conf.n_nodes; x++) {
+			if (x == d->self || d->st->peers[x].alive == d->peer_alive[x])
+				continue;
+			d->peer_alive[x] = d->st->peers[x].alive;
+			sessions_peer(d->sess, x, d->peer_alive[x], now);
+		}
+		bool sync = sessions_in_sync(d->sess, now);
+		if (sync != d->sess_synced) {
+			struct ev ev = { .type = EV_SYNC };
+			d->sess_synced = sync;
+			ev.u.sync.synced = sync;
+			actions_reset(&d->acts);
+			node_step(d->node, &ev, now, &d->acts);
+			perform(d, now);
+			again = true;
+		}
+		uint8_t gid;
+		bool ok;
+		while (sessions_barrier_poll(d->sess, now, &gid, &ok)) {
+			struct ev ev = { .type = EV_BARRIER };
+			ev.u.barrier.group_id = gid;
+			ev.u.barrier.ok = ok;
+			actions_reset(&d->acts);
+			node_step(d->node, &ev, now, &d->acts);
+			perform(d, now);
+			again = true;
+		}
+		if (!again)
+			break;
+	}
+	d->in_follow = false;
+	stop_if_done(d, now);
+}
+
+/* A clean stop waits for its held grants (sync barriers), then ends. */
+static void stop_if_done(struct daemon *d, mono_t now)
+{
+	bool held = false;
+
+	if (!d->stopping || d->stopped)
+		return;
+	node_status(d->node, now, d->st);
+	for (int gi = 0; gi < d->st->n_groups; gi++)
+		held |= d->st->groups[gi].grant_held;
+	if (!held)
+		finish_stop(d);
 }
 
 /* ---- event sources ---------------------------------------------------- */
@@ -410,6 +536,15 @@ static void on_timer(struct loop *l, void *arg)
 				       g->vips[v].ifname, strerror(errno));
 		d->announce_left[gi]--;
 		d->announce_at[gi] = now + MS_TO_MONO(ANNOUNCE_INTERVAL_MS);
+	}
+	if (d->stopping && now >= d->stop_deadline) {
+		log_event(LVL_WARN, "daemon.stop_timeout", "reason=grants_still_held");
+		finish_stop(d);
+		return;
+	}
+	if (d->sess && now >= sessions_next_wake(d->sess)) {
+		sessions_tick(d->sess, now);
+		sess_follow(d, now);
 	}
 	if (now >= node_next_wake(d->node)) {
 		struct ev ev = { .type = EV_TICK };
@@ -452,6 +587,17 @@ static void on_udp(struct loop *l, int fd, uint32_t events, void *arg)
 		addr_str(&from, fa, sizeof fa);
 		switch (r) {
 		case 0: {
+			if (hdr.type >= 16 && hdr.type <= 31) { /* session sync */
+				if (d->sess) {
+					sessions_recv(d->sess, &hdr, body, body_len, now);
+					sess_follow(d, now);
+					rearm(d);
+				} else {
+					rl_log(d, RL_CORE_DROP, now, "link=%d from=%s reason=session_sync_off",
+					       lc->link, fa);
+				}
+				break;
+			}
 			struct ev ev = { .type = EV_RECV };
 			ev.u.recv.link = lc->link;
 			ev.u.recv.hdr = &hdr;
@@ -506,16 +652,28 @@ static void on_nl(struct loop *l, int fd, uint32_t events, void *arg)
 static void shutdown_daemon(struct daemon *d, int signo)
 {
 	struct ev ev = { .type = EV_SHUTDOWN };
-	struct node_status *st;
 	mono_t now = loop_now();
 
 	d->stopping = true;
 	sd_notify_msg("STOPPING=1");
 	log_event(LVL_INFO, "daemon.stop", "signal=%s", sigabbrev_np(signo));
 	/* The core hands its groups over (sends the hand-offs, emits the VIP
-	 * removals); then whatever it still holds is released here, because
-	 * this process will not be around to answer for it. */
+	 * removals); finish_stop() then releases what is left. */
+	d->stop_deadline = now + MS_TO_MONO(STOP_GRANT_WAIT_MS);
 	drive(d, &ev, now);
+	stop_if_done(d, now); /* at once, unless a grant waits for a barrier */
+}
+
+/* The end of a clean stop: whatever this node still holds is released
+ * here, because this process will not be around to answer for it. */
+static void finish_stop(struct daemon *d)
+{
+	struct node_status *st;
+	mono_t now = loop_now();
+
+	if (d->stopped)
+		return;
+	d->stopped = true;
 	st = calloc(1, sizeof *st);
 	if (st)
 		node_status(d->node, now, st);
@@ -582,7 +740,8 @@ static json_t *ctl_status(void *arg)
 	struct status_ctx sc = {
 		.conf = &d->conf, .self = d->self, .node = d->node, .version = TND_VERSION,
 		.incarnation = d->incarnation, .started = d->started, .drv = &d->ctr,
-		.nl = &nls,
+		.nl = &nls, .sess = d->sess,
+		.sess_group = d->conf.groups[d->sess_gi].id,
 	};
 
 	nl_get_stats(d->nl, &nls);
@@ -903,10 +1062,34 @@ int main(int argc, char **argv)
 	np = (struct node_params){
 		.conf = &d->conf, .self = d->self, .incarnation = d->incarnation, .seed = seed,
 		.version = TND_VERSION, .proto_min = WIRE_PROTO_MIN, .proto_max = WIRE_PROTO_MAX,
+		.sync_gate = d->conf.sessions_sync,
 	};
+	/* The session group: the lowest-numbered group with VIPs (the
+	 * traffic group); its primary's table is the one replicated. */
+	d->sess_gi = 0;
+	for (int gi = 1; gi < d->conf.n_groups; gi++)
+		if (d->conf.groups[gi].n_vips > 0) {
+			d->sess_gi = gi;
+			break;
+		}
+	np.sync_group_id = d->conf.groups[d->sess_gi].id;
 	d->node = node_new(&np, d->started);
-	if (!d->node)
+	d->st = calloc(1, sizeof *d->st);
+	if (!d->node || !d->st)
 		fatal("the protocol core refused its parameters");
+	if (d->conf.sessions_sync) {
+		struct sessions_params sp = {
+			.self = d->self, .n_nodes = d->conf.n_nodes,
+			.cluster_id = d->conf.cluster_id, .proto = WIRE_PROTO_MAX,
+			.incarnation = d->incarnation, .timeout_floor_s = SESSION_TIMEOUT_FLOOR_S,
+			.hooks = { .send = sess_send, .log = sess_log, .arg = d },
+		};
+		d->sess = sessions_open(&sp, d->started, err, sizeof err);
+		if (!d->sess)
+			fatal("session sync: %s", err);
+		if (loop_add(d->loop, sessions_events_fd(d->sess), EPOLLIN, on_ct, d) != 0)
+			fatal("event loop full");
+	}
 
 	{
 		struct ctl_ops ops = { .status = ctl_status, .admin = ctl_admin, .arg = d };
@@ -932,6 +1115,8 @@ int main(int argc, char **argv)
 	log_event(LVL_INFO, "daemon.exit", "incarnation=%" PRIu64, d->incarnation);
 	log_set_listener(NULL, NULL);
 	ctl_close(d->ctl);
+	sessions_close(d->sess);
+	free(d->st);
 	node_free(d->node);
 	for (int l = 0; l < d->n_links; l++)
 		close(d->udp_fd[l]);

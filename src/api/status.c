@@ -112,6 +112,61 @@ static json_t *peers_json(const struct status_ctx *c, const struct node_status *
 	return arr;
 }
 
+/* The session-sync section: what this node knows of the session table and
+ * of every peer's sync (from the primary's side), all measured. */
+static json_t *sessions_json(const struct status_ctx *c, mono_t now)
+{
+	if (!c->sess)
+		return json_pack("{s:i,s:b,s:s}", "count", 0, "in_sync", 0,
+				 "sync", "disabled");
+	struct ctsync_status *st = calloc(1, sizeof(*st));
+	struct ct_stats ct;
+	if (!st)
+		return json_null();
+	sessions_status(c->sess, now, st, &ct);
+	json_t *o = json_object();
+	json_object_set_new(o, "sync", json_string("on"));
+	json_object_set_new(o, "group", json_integer(c->sess_group));
+	json_object_set_new(o, "role", json_string(ctsync_role_name(st->role)));
+	json_object_set_new(o, "source", st->primary >= 0 && st->primary < c->conf->n_nodes ?
+			    json_string(c->conf->nodes[st->primary].name) : json_null());
+	json_object_set_new(o, "count", json_integer((json_int_t)st->count));
+	json_object_set_new(o, "in_sync", json_boolean(st->in_sync));
+	json_object_set_new(o, "last_digest", json_string(ctsync_digest_name(st->last_digest)));
+	json_object_set_new(o, "bulk", json_pack("{s:b,s:I,s:I,s:b}", "active", st->bulk.active,
+						 "records", (json_int_t)st->bulk.recs,
+						 "total", (json_int_t)st->bulk.total,
+						 "done", st->bulk.done));
+	json_t *peers = json_array();
+	if (st->role == CTS_PRIMARY) {
+		for (int x = 0; x < c->conf->n_nodes; x++) {
+			const struct ctsync_peer_status *p = &st->peers[x];
+			if (x == c->self)
+				continue;
+			json_array_append_new(peers, json_pack(
+				"{s:s,s:b,s:s,s:b,s:b,s:I,s:I,s:I,s:I}",
+				"node", c->conf->nodes[x].name, "alive", p->alive,
+				"state", ctsync_pstate_name(p->state), "in_sync", p->in_sync,
+				"stalled", p->stalled, "count", (json_int_t)p->count,
+				"backlog", (json_int_t)p->backlog_recs,
+				"lag_ms", (json_int_t)p->lag_ms,
+				"bulk_received", (json_int_t)p->bulk_rx));
+		}
+	}
+	json_object_set_new(o, "peers", peers);
+	json_object_set_new(o, "counters", json_pack(
+		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		"tx_msgs", (json_int_t)st->ctr.tx_msgs, "resent", (json_int_t)st->ctr.resent,
+		"rx_msgs", (json_int_t)st->ctr.rx_msgs, "applied", (json_int_t)st->ctr.applied,
+		"local_events", (json_int_t)st->ctr.local_recs, "bulks", (json_int_t)st->ctr.bulks,
+		"resyncs", (json_int_t)st->ctr.resyncs, "digest_bad", (json_int_t)st->ctr.digest_bad,
+		"overruns", (json_int_t)ct.overruns, "apply_errors", (json_int_t)ct.apply_errors,
+		"injected", (json_int_t)(ct.created + ct.updated + ct.replaced)));
+	free(st);
+	return o;
+}
+
+
 json_t *status_json(const struct status_ctx *c, mono_t now)
 {
 	struct node_status *st = calloc(1, sizeof *st);
@@ -169,8 +224,7 @@ json_t *status_json(const struct status_ctx *c, mono_t now)
 	json_object_set_new(o, "config", json_pack("{s:i,s:b,s:s,s:s}", "generation", 1,
 						   "in_sync", 1, "source", c->conf->source,
 						   "sync", "not-implemented"));
-	json_object_set_new(o, "sessions", json_pack("{s:i,s:b,s:s}", "count", 0, "in_sync", 1,
-						     "sync", "not-implemented"));
+	json_object_set_new(o, "sessions", sessions_json(c, now));
 	json_object_set_new(o, "upgrade", json_pack("{s:s,s:s}", "state", "idle",
 						    "issu", "not-implemented"));
 	free(st);

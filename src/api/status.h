@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include "../core/node.h"
 #include "../io/nl.h"
+#include "../io/sessions.h"
 
 /* Counters of the daemon's drivers (the core counts what reaches it). */
 struct status_drv_counters {
@@ -30,6 +31,8 @@ struct status_ctx {
 	mono_t started;
 	const struct status_drv_counters *drv;
 	const struct nl_stats *nl; /* NULL = not shown */
+	const struct sessions *sess; /* NULL: sessions.sync is off */
+	int sess_group;              /* group id whose primary feeds sessions */
 };
 
 /* A new JSON object (caller owns it), or NULL when out of memory. */

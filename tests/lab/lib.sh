@@ -42,6 +42,8 @@ LAB_PREEMPT=true
 LAB_PREEMPT_DELAY_S=0
 LAB_PORT=7400
 LAB_STRICT_CT=${TL_STRICT_CT:-0}
+LAB_SNAT=0             # --snat: source NAT of the LAN to the WAN VIP
+LAB_SESSIONS_SYNC=true # --sessions-sync true|false (sessions.sync)
 LAB_FAILS=0
 LAB_UP=0
 declare -a LAB_PID=()       # tandemd PID per node index
@@ -172,6 +174,19 @@ table inet tandem-lab {
 	}
 }
 EOF
+	if [ "$LAB_SNAT" = 1 ]; then
+		# A NAT gateway: the LAN leaves as the WAN VIP, so the server
+		# answers the VIP and only the node holding it can translate
+		# back, with the binding it has (or was synced).
+		lab_nsexec "gw$1" nft -f - <<EOF
+table ip tandem-lab-nat {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "wan0" ip saddr 192.0.2.0/24 snat to $VIP_WAN
+	}
+}
+EOF
+	fi
 }
 
 # Write the cluster configuration for LAB_N nodes to $LAB_DIR/tandem.yaml
@@ -204,6 +219,8 @@ lab_write_config() {
 		echo "      - {address: $VIP_LAN/24, interface: lan0}"
 		echo "      - {address: $VIP_WAN/24, interface: wan0}"
 		echo "    monitor_interfaces: [lan0, wan0]"
+		echo "sessions:"
+		echo "  sync: $LAB_SESSIONS_SYNC"
 		echo "upgrade:"
 		echo "  trusted_keys: $LAB_DIR/trusted.d"
 	} >"$out"
@@ -211,6 +228,7 @@ lab_write_config() {
 
 # lab_up N [--heartbeat-ms MS] [--dead-after K] [--preempt true|false]
 #          [--preempt-delay-s S] [--port PORT] [--strict-conntrack]
+#          [--snat] [--sessions-sync true|false]
 # --strict-conntrack (or TL_STRICT_CT=1) sets nf_conntrack_tcp_loose=0 on the
 # gateways: a TCP connection the new primary's conntrack has never seen is
 # then invalid and dropped, so it survives a failover only if session sync
@@ -231,6 +249,8 @@ lab_up() {
 		--preempt-delay-s) LAB_PREEMPT_DELAY_S=$2; shift 2 ;;
 		--port) LAB_PORT=$2; shift 2 ;;
 		--strict-conntrack) LAB_STRICT_CT=1; shift ;;
+		--snat) LAB_SNAT=1; shift ;;
+		--sessions-sync) LAB_SESSIONS_SYNC=$2; shift 2 ;;
 		*) lab_fail "lab_up: unknown option $1" ;;
 		esac
 	done
@@ -292,7 +312,7 @@ lab_up() {
 			lab_fail "gw$i nf_conntrack_tcp_loose"
 	done
 	lab_write_config
-	lab_log "up: $n gateways, heartbeat ${LAB_HB_MS} ms x ${LAB_DEAD_AFTER}, preempt $LAB_PREEMPT (delay ${LAB_PREEMPT_DELAY_S} s), conntrack $([ "$LAB_STRICT_CT" = 1 ] && echo strict || echo loose), dir $LAB_DIR"
+	lab_log "up: $n gateways, heartbeat ${LAB_HB_MS} ms x ${LAB_DEAD_AFTER}, preempt $LAB_PREEMPT (delay ${LAB_PREEMPT_DELAY_S} s), conntrack $([ "$LAB_STRICT_CT" = 1 ] && echo strict || echo loose)$([ "$LAB_SNAT" = 1 ] && echo ", snat"), sessions sync $LAB_SESSIONS_SYNC, dir $LAB_DIR"
 }
 
 # ---------------------------------------------------------------- teardown

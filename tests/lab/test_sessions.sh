@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# test_sessions.sh BUILD_DIR - stateful failover (issue 3, SPEC section 6):
+# gateways with nf_conntrack_tcp_loose=0, a forward policy that drops what
+# conntrack does not know, and SNAT of the LAN to the WAN VIP. Long-lived
+# TCP connections survive a planned failover and the primary dying only
+# because session sync put their conntrack entries (NAT bindings included)
+# into the secondary's kernel before the takeover. The same run with
+# sessions.sync false loses them, so the test can fail.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+lab_init "${1:-}" tandemd tandemctl tandem-probe
+
+TCP_N=${SESSIONS_TCP:-400}
+LOAD=(--udp-hz 1000 --tcp "$TCP_N" --tcp-interval-ms 500 --new-every-ms 50
+	--gaps-over-ms "$PROBE_GAP_LIST_MS" --connect-timeout-ms 5000)
+
+sessions_field() { lab_status "$1" 2>/dev/null | jq -r ".sessions.$2 | tostring"; }
+in_sync() { [ "$(sessions_field "$1" in_sync)" = true ]; }
+
+lab_up 2 --strict-conntrack --snat --preempt false
+UNPLANNED_LIMIT_MS=$((LAB_DEAD_AFTER * LAB_HB_MS + 50))
+lab_probe_server
+lab_start_node 1
+lab_start_node 2
+lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "group 1 has no agreed primary gw1"
+lab_wait_until 10 in_sync 2 || lab_fail "gw2 never reported its sessions in sync"
+lab_pass "gw2 in sync with gw1 (role $(sessions_field 2 role), source $(sessions_field 2 source))"
+
+echo "(a) planned failover to gw2 with $TCP_N long-lived TCP connections through SNAT" >&2
+out=$LAB_DIR/a.json
+lab_probe_start "$out" --duration-ms 6000 "${LOAD[@]}"
+lab_wait_until 10 test "$(sessions_field 1 count)" -ge "$TCP_N" 2>/dev/null
+n1=$(sessions_field 1 count)
+lab_wait_until 10 in_sync 2
+n2=$(sessions_field 2 count)
+echo "  sessions before the move: gw1 $n1, gw2 $n2" >&2
+lab_expect "(a) gw1 tracks the connections" "$n1" -ge "$TCP_N"
+lab_expect "(a) gw2 holds the synced table" "$n2" -ge "$TCP_N"
+lab_probe_mark
+lab_ctl 1 failover --group 1 --to gw2
+lab_expect "(a) tandemctl failover exit code" "$?" -eq 0
+lab_expect "(a) holders of $VIP_WAN" "$(lab_vip_holders $VIP_WAN | xargs)" == gw2
+lab_probe_wait "$out"
+lab_check_probe "(a) planned" "$out" 50 new
+lab_expect "(a) barrier passed (not timed out)" \
+	"$(grep -c 'event=group.grant.*reason=barrier_ok' "$LAB_DIR/gw1.log")" -ge 1
+
+echo "(b) gw2 (now primary) dies: gw1 takes over with the table gw2 synced back" >&2
+lab_wait_until 10 in_sync 1 || lab_fail "gw1 never got back in sync from gw2"
+lab_pass "gw1 in sync with gw2 ($(sessions_field 1 count) sessions)"
+out=$LAB_DIR/b.json
+lab_probe_start "$out" --duration-ms 6000 "${LOAD[@]}"
+lab_wait_until 10 in_sync 1
+sleep 1
+lab_probe_mark
+lab_kill_node 2
+lab_wait_primary 1 gw1 5 >/dev/null || lab_fail "(b) gw1 did not take group 1"
+lab_probe_wait "$out"
+lab_check_probe "(b) unplanned" "$out" "$UNPLANNED_LIMIT_MS"
+
+echo "(c) control: the same planned failover with sessions.sync false loses the connections" >&2
+lab_down
+LAB_SESSIONS_SYNC=false
+lab_up 2 --strict-conntrack --snat --preempt false --sessions-sync false
+lab_probe_server
+lab_start_node 1
+lab_start_node 2
+lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "(c) group 1 has no agreed primary gw1"
+out=$LAB_DIR/c.json
+lab_probe_start "$out" --duration-ms 5000 "${LOAD[@]}"
+sleep 1
+lab_ctl 1 failover --group 1 --to gw2
+lab_probe_wait "$out"
+echo "  (c) without sync: $(lab_probe_summary "$out")" >&2
+lab_expect "(c) connections lost without session sync" \
+	"$(lab_probe_get "$out" tcp_survived)" -lt "$(lab_probe_get "$out" tcp_connections)"
+lab_finish
