@@ -127,7 +127,7 @@ struct cpeer {
 	mono_t rto_at, last_tx;
 	uint32_t retries;
 	uint64_t count, bulk_rx;
-	uint8_t flags;
+	uint8_t flags, reason;
 };
 
 struct ctsync {
@@ -1473,6 +1473,7 @@ static int recv_ack(struct ctsync *cs, const struct wire_hdr *h,
 	p->count = a.count;
 	p->bulk_rx = a.bulk_rx;
 	p->flags = a.flags;
+	p->reason = a.reason;
 	if (a.ack > p->acked) {
 		p->acked = a.ack;
 		p->sack = a.sack;
@@ -1757,7 +1758,7 @@ void ctsync_status(const struct ctsync *cs, mono_t now, struct ctsync_status *o)
 			q->count = p->count;
 			q->bulk_rx = p->bulk_rx;
 			q->reported_in_sync = p->flags & AF_IN_SYNC;
-			q->digest_bad = false;
+			q->digest_bad = (p->flags & AF_NEED_BULK) && p->reason == R_DIGEST;
 			if (!in_stream(p))
 				continue;
 			q->backlog_msgs = cs->head - p->acked;

@@ -23,7 +23,9 @@
  * a bound: every secondary's table equal to the primary's entry by entry,
  * every node in sync by its own and by the primary's account.
  *
- * `ctsimulate --seeds N`, `--seed S -v` replays one run with a trace,
+ * `ctsimulate --seeds N`, `--seed S -v` replays one run with a trace
+ * (-vv, -vvv: every event and apply), `--seed S --corpus DIR` writes seeds
+ * for tests/fuzz/fuzz_ctsync.c,
  * `--bench N` measures the core's throughput: N records bulk-synced and N
  * incremental updates from a primary to one secondary with no loss. */
 #include <stdio.h>
@@ -94,6 +96,8 @@ struct sim {
 	struct hist *hist;
 	struct ctsync_actions *acts;
 	struct ctsync_params params;
+	const char *corpus; /* write fuzz_ctsync seeds here */
+	int corpus_n;
 	long failures, checks, delivered, dropped, applied, crashes, failovers,
 	     overruns, sweeps, bulks;
 	uint64_t val_ver;
@@ -185,9 +189,33 @@ static void rec_of(const struct kent *e, int id, struct ctrec *r)
 
 /* --- network ------------------------------------------------------------------ */
 
+/* A seed for tests/fuzz/fuzz_ctsync.c: one chunk (u16 length, mode,
+ * body) whose mode sends a DATA to its secondary or an ACK to its primary. */
+static void write_corpus(struct sim *s, int from, const struct ctsync_act *a)
+{
+	uint8_t type = a->u.send.pkt[7];
+	bool data = type == CTS_MSG_DATA;
+	if ((data && from != 0) || (!data && from != 1) || a->u.send.to > 1)
+		return;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s-%02d", s->corpus, data ? "data" : "ack",
+		 s->corpus_n++);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return;
+	size_t len = a->u.send.len - WIRE_HDR_LEN;
+	fputc((int)(len >> 8), f);
+	fputc((int)(len & 0xff), f);
+	fputc(data ? 0x10 : 0x13, f);
+	fwrite(a->u.send.pkt + WIRE_HDR_LEN, 1, len, f);
+	fclose(f);
+}
+
 static void net_send(struct sim *s, int from, const struct ctsync_act *a)
 {
 	int to = a->u.send.to;
+	if (s->corpus && s->corpus_n < 48 && rndf(s) < 0.05)
+		write_corpus(s, from, a);
 	int sec = from == s->prim ? to : from;
 	if (to < 0 || to >= s->n || !s->nd[to].up || s->cut[sec] ||
 	    rndf(s) < s->loss) {
@@ -640,6 +668,8 @@ static bool converged(struct sim *s, bool report)
 	return ok;
 }
 
+static const char *corpus_dir;
+
 static int run_seed(uint64_t seed, int verbose)
 {
 	struct sim *s = calloc(1, sizeof(*s));
@@ -649,6 +679,7 @@ static int run_seed(uint64_t seed, int verbose)
 	s->acts = calloc(1, sizeof(*s->acts));
 	s->rng = seed * 0x9E3779B97F4A7C15ULL + 1;
 	s->verbose = verbose;
+	s->corpus = corpus_dir;
 	s->n = 2 + rndi(s, 3);
 	s->keys = 200 + rndi(s, 3000);
 	s->loss = rndi(s, 3) ? rndf(s) * 0.15 : 0;
@@ -923,11 +954,13 @@ int main(int argc, char **argv)
 		{ "seeds", required_argument, NULL, 'n' },
 		{ "bench", required_argument, NULL, 'b' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "corpus", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
-	while ((o = getopt_long(argc, argv, "s:n:b:v", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:n:b:vc:", opts, NULL)) != -1) {
 		switch (o) {
+		case 'c': corpus_dir = optarg; break;
 		case 's': seed = strtoull(optarg, NULL, 0); have_seed = 1; break;
 		case 'n': seeds = strtoull(optarg, NULL, 0); break;
 		case 'b': bench_n = strtoull(optarg, NULL, 0); break;
