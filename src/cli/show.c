@@ -152,10 +152,11 @@ void show_status(FILE *f, json_t *st)
 	else
 		fprintf(f, "Configuration: generation %lld, in sync %s\n", num(cfg, "generation", -1),
 			yesno(cfg, "in_sync"));
-	if (strcmp(str(ses, "sync", ""), "not-implemented") == 0)
-		fprintf(f, "Sessions: not synchronised (session sync not implemented yet)\n");
+	if (strcmp(str(ses, "sync", ""), "on") == 0)
+		fprintf(f, "Sessions: %lld, in sync %s (%s, source %s)\n", num(ses, "count", -1),
+			yesno(ses, "in_sync"), str(ses, "role", "-"), str(ses, "source", "none"));
 	else
-		fprintf(f, "Sessions: %lld, in sync %s\n", num(ses, "count", -1), yesno(ses, "in_sync"));
+		fprintf(f, "Sessions: not synchronised (sessions.sync is off)\n");
 	fprintf(f, "Upgrade: %s\n", str(upg, "state", "-"));
 }
 
@@ -165,4 +166,48 @@ void show_event(FILE *f, json_t *ev)
 
 	fprintf(f, "%s %-5s %s%s%s\n", str(ev, "ts", "-"), str(ev, "level", "-"), str(ev, "event", "-"),
 		*kv ? " " : "", kv);
+}
+
+/* `tandemctl sessions status`: the sessions section of the status. */
+void show_sessions(FILE *f, json_t *ses)
+{
+	json_t *bulk = json_object_get(ses, "bulk"), *ctr = json_object_get(ses, "counters");
+	json_t *p;
+	size_t i;
+
+	if (strcmp(str(ses, "sync", ""), "on") != 0) {
+		fprintf(f, "Session sync: off (sessions.sync is false in the configuration)\n");
+		return;
+	}
+	fprintf(f, "Session sync: on (group %lld)   Role: %s   Source: %s\n", num(ses, "group", -1),
+		str(ses, "role", "-"), str(ses, "source", "none"));
+	fprintf(f, "Sessions: %lld   In sync: %s   Last digest: %s\n", num(ses, "count", 0),
+		yesno(ses, "in_sync"), str(ses, "last_digest", "-"));
+	if (json_is_true(json_object_get(bulk, "active")))
+		fprintf(f, "Bulk sync: running, %lld records so far\n", num(bulk, "records", 0));
+	else
+		fprintf(f, "Bulk sync: %s (%lld records%s)\n",
+			json_is_true(json_object_get(bulk, "done")) ? "done" : "idle",
+			num(bulk, "records", 0),
+			num(bulk, "total", 0) ? "" : ", no total yet");
+	if (json_array_size(json_object_get(ses, "peers"))) {
+		fprintf(f, "\nPeers (as this primary sees them):\n");
+		fprintf(f, "  %-10s %-6s %-7s %-8s %10s %10s %8s\n", "Node", "Alive", "State", "In sync",
+			"Sessions", "Backlog", "Lag");
+		json_array_foreach(json_object_get(ses, "peers"), i, p) {
+			char lag[32];
+			snprintf(lag, sizeof lag, "%lld ms", num(p, "lag_ms", 0));
+			fprintf(f, "  %-10s %-6s %-7s %-8s %10lld %10lld %8s%s\n", str(p, "node", "?"),
+				yesno(p, "alive"), str(p, "state", "-"), yesno(p, "in_sync"),
+				num(p, "count", 0), num(p, "backlog", 0), lag,
+				json_is_true(json_object_get(p, "stalled")) ? "  STALLED" : "");
+		}
+	}
+	fprintf(f, "\nCounters: sent %lld msgs (resent %lld), received %lld, applied %lld, local events %lld,\n"
+		   "          bulks %lld, resyncs %lld, digest mismatches %lld, event overruns %lld,\n"
+		   "          injected %lld, apply errors %lld\n",
+		num(ctr, "tx_msgs", 0), num(ctr, "resent", 0), num(ctr, "rx_msgs", 0),
+		num(ctr, "applied", 0), num(ctr, "local_events", 0), num(ctr, "bulks", 0),
+		num(ctr, "resyncs", 0), num(ctr, "digest_bad", 0), num(ctr, "overruns", 0),
+		num(ctr, "injected", 0), num(ctr, "apply_errors", 0));
 }

@@ -13,6 +13,7 @@
 
 void show_status(FILE *f, json_t *st);
 void show_event(FILE *f, json_t *ev);
+void show_sessions(FILE *f, json_t *ses);
 /* "3s", "4m05s", "2h03m", "5d04h". */
 const char *show_duration(long long s, char *buf, size_t len);
 

@@ -52,6 +52,7 @@ static void usage(FILE *f)
 		"  activate | deactivate\n"
 		"  maintenance on|off [--node NAME]\n"
 		"  events [--follow] [--limit N]\n"
+		"  sessions status\n"
 		"--socket defaults to $TANDEM_SOCKET or %s\n", CTL_DEFAULT_PATH);
 }
 
@@ -207,7 +208,7 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
-static int cmd_status(struct conn *c)
+static int cmd_status(struct conn *c, bool sessions_only)
 {
 	json_t *res = conn_request(c, json_pack("{s:s}", "cmd", "status"));
 
@@ -219,10 +220,17 @@ static int cmd_status(struct conn *c)
 		return r;
 	}
 	json_object_del(res, "ok");
-	if (opt_json)
+	if (sessions_only) {
+		json_t *ses = json_object_get(res, "sessions");
+		if (opt_json)
+			print_json(ses);
+		else
+			show_sessions(stdout, ses);
+	} else if (opt_json) {
 		print_json(res);
-	else
+	} else {
 		show_status(stdout, res);
+	}
 	json_decref(res);
 	return EXIT_DONE;
 }
@@ -445,7 +453,7 @@ int main(int argc, char **argv)
 	const char *to = NULL, *node = NULL;
 	bool reset = false, follow = false, on = false;
 
-	if (strcmp(cmd, "config") == 0 || strcmp(cmd, "sessions") == 0 ||
+	if (strcmp(cmd, "config") == 0 ||
 	    strcmp(cmd, "image") == 0 || strcmp(cmd, "upgrade") == 0) {
 		fprintf(stderr, "tandemctl: '%s' is not implemented yet in this version\n", cmd);
 		return EXIT_USAGE;
@@ -454,6 +462,9 @@ int main(int argc, char **argv)
 	    strcmp(cmd, "deactivate") == 0) {
 		if (n > 1)
 			return usage_error("unexpected argument '%s'", args[1]);
+	} else if (strcmp(cmd, "sessions") == 0) {
+		if (n != 2 || strcmp(args[1], "status") != 0)
+			return usage_error("sessions takes one subcommand: status%s", "");
 	} else if (strcmp(cmd, "failover") == 0) {
 		for (int i = 1; i < n; i++) {
 			if (strcmp(args[i], "--group") == 0 && i + 1 < n) {
@@ -501,8 +512,8 @@ int main(int argc, char **argv)
 		conn_close(&c);
 		return EXIT_FAILED;
 	}
-	if (strcmp(cmd, "status") == 0) {
-		rc = cmd_status(&c);
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "sessions") == 0) {
+		rc = cmd_status(&c, strcmp(cmd, "sessions") == 0);
 	} else if (strcmp(cmd, "failover") == 0) {
 		rc = cmd_failover(&c, group, to, reset);
 	} else if (strcmp(cmd, "activate") == 0 || strcmp(cmd, "deactivate") == 0) {
