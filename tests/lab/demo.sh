@@ -3,7 +3,10 @@
 # namespaces carrying real traffic (1 kHz UDP, 20 long-lived TCP connections,
 # a new TCP connection every 50 ms) through its VIPs, taken through a planned
 # failover, its failback, an unplanned failover (the primary dies) and the
-# recovery; then a report of what the traffic saw at each event, judged
+# recovery. The gateways are strict stateful NAT firewalls (SNAT to the WAN
+# VIP, nf_conntrack_tcp_loose=0, unknown packets dropped), so connections
+# survive only because session sync put them in the new primary's kernel
+# first. Then a report of what the traffic saw at each event, judged
 # against SPEC section 6, and the cluster's status at the end.
 # Exits 1 if any event broke a guarantee.
 set -uo pipefail
@@ -16,13 +19,15 @@ say() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
 
 PREEMPT_DELAY_S=1
 say "Building the lab: client -- [gw1, gw2] -- server, in namespaces ${P}*"
-lab_up 2 --preempt true --preempt-delay-s $PREEMPT_DELAY_S
+lab_up 2 --preempt true --preempt-delay-s $PREEMPT_DELAY_S --strict-conntrack --snat
 UNPLANNED_LIMIT_MS=$((LAB_DEAD_AFTER * LAB_HB_MS + 50))
 cat <<EOF
    client 192.0.2.100 --(LAN)-- gw1 / gw2 --(WAN)-- server 198.51.100.100
    VIPs 192.0.2.1 (LAN) and 198.51.100.1 (WAN), group 1; control link 203.0.113.0/24
    heartbeat ${LAB_HB_MS} ms, dead after ${LAB_DEAD_AFTER} missed; preempt after ${PREEMPT_DELAY_S} s
    priorities: gw1 200, gw2 100; configuration in $LAB_DIR/tandem.yaml
+   gateways: SNAT of the LAN to 198.51.100.1, nf_conntrack_tcp_loose=0, forward
+   policy drops what conntrack does not know: only synced sessions survive
 EOF
 lab_probe_server
 
