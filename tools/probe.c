@@ -9,9 +9,11 @@
  *       UDP and TCP echo on ADDR:port (epoll, non-blocking, thousands of
  *       connections).
  *   tandem-probe client --target ADDR --duration-ms D [...]
- *       a UDP stream at a fixed rate, N long-lived TCP connections that each
- *       exchange a small message every interval, optionally a new TCP
- *       connection every M ms; then one report (key=value lines or JSON).
+ *       a UDP stream at a fixed rate (flow 0, whose gaps time the failover),
+ *       optionally more UDP flows from their own source ports at a low rate
+ *       each, N long-lived TCP connections that each exchange a small
+ *       message every interval, optionally a new TCP connection every M ms;
+ *       then one report (key=value lines or JSON).
  *
  * Standalone on purpose: it links no project library, so a bug in Tandem
  * cannot hide itself from the tool that measures it. Time is CLOCK_MONOTONIC
@@ -72,6 +74,12 @@
 #define PROBE_SERVER_BACKLOG 65535 /* the kernel caps it at somaxconn */
 #define PROBE_ACCEPT_PAUSE_MS 100
 #define PROBE_RT_PRIORITY 10
+#define PROBE_UDP_FLOWS_MAX 4096 /* flow 0 included: one socket, so one descriptor, each */
+#define PROBE_UDP_FLOW_HZ_DEFAULT 10
+#define PROBE_FLOW_WINDOW 1024u	/* sequences per extra flow remembered for duplicate detection */
+#define PROBE_FLOW_SEND_BURST_MAX 1024 /* extra-flow datagrams sent per wake-up when catching up */
+#define PROBE_FLOW_RX_BURST_MAX 16     /* datagrams read from one flow's socket per wake-up */
+#define PROBE_FLOW_ALIVE_MS 1000       /* an alive flow had an echo this close to the end of the load */
 
 #define PROBE_MAGIC_UDP 0x54505544u /* "TPUD" */
 #define PROBE_MAGIC_TCP 0x54505443u /* "TPTC" */
@@ -722,10 +730,21 @@ struct probe_reason {
 	uint64_t count;
 };
 
+/* One of the extra UDP flows (1..N-1): its own socket, so its own source
+ * port and its own conntrack entry, sending at --udp-flow-hz. Its payload
+ * carries its flow number where flow 0 has zero, so an echo that comes back
+ * to the wrong socket is caught. */
+struct probe_flow {
+	int fd;
+	uint64_t sent, received, max_seq;
+	int64_t last_rx, max_gap, max_gap_start; /* max_gap: between two echoes */
+	uint64_t seen[PROBE_FLOW_WINDOW / 64];	 /* bit per sequence, modulo the window */
+};
+
 struct probe_client_opts {
 	const char *target_s, *bind_s, *ready_file;
 	long long port, duration_ms, udp_hz, udp_len, tcp, tcp_interval_ms, tcp_timeout_ms;
-	long long connect_timeout_ms, new_every_ms, new_timeout_ms, drain_ms;
+	long long connect_timeout_ms, new_every_ms, new_timeout_ms, drain_ms, udp_flows, udp_flow_hz;
 	double gaps_over_ms; /* < 0: not asked */
 	bool json, realtime;
 };
@@ -747,6 +766,12 @@ struct probe_client {
 	struct probe_gap *gaps;
 	size_t gaps_n;
 	uint64_t gaps_dropped;
+
+	/* extra UDP flows 1..N-1, in fl[0..fl_n-1]; flow 0 is the stream above */
+	struct probe_flow *fl;
+	uint32_t fl_n, fl_echoed, fl_cur_i;
+	uint64_t fl_cur_k; /* send schedule cursor: round k, flow fl_cur_i */
+	uint64_t fl_sent, fl_received, fl_send_errors, fl_dup, fl_late, fl_bad, fl_rx_errors;
 
 	/* long-lived TCP */
 	struct probe_ll *ll;
@@ -770,6 +795,7 @@ struct probe_client {
 #define PROBE_EV_SIG 2ull
 #define PROBE_EV_LL 3ull
 #define PROBE_EV_NEW 4ull
+#define PROBE_EV_FLOW 5ull
 
 static uint64_t probe_key(uint64_t type, uint32_t gen, uint32_t idx)
 {
@@ -862,6 +888,18 @@ static int probe_sock_error(int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
 		return errno;
 	return err;
+}
+
+/* Bind a UDP socket to the wildcard address and a port of the kernel's
+ * choosing: the flow's source port is then fixed before it sends. */
+static int probe_bind_any(int fd, int family)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)family;
+	return bind(fd, (struct sockaddr *)&ss, len);
 }
 
 /* ---- long-lived connections */
@@ -1311,6 +1349,147 @@ static void probe_udp_receive(struct probe_client *c)
 	}
 }
 
+/* ---- extra UDP flows */
+
+/* Flow j (0-based in fl[]) sends its datagram k at
+ * t0 + (k + j/fl_n) / udp_flow_hz: the flows are spread evenly over one
+ * period, so thousands of them never send in step, and one cursor walks
+ * that schedule in time order. */
+static int64_t probe_flow_due(const struct probe_client *c)
+{
+	__int128 m = c->fl_n;
+	__int128 num = ((__int128)c->fl_cur_k * m + c->fl_cur_i) * PROBE_NS_PER_S;
+
+	return c->t0 + (int64_t)(num / ((__int128)c->o.udp_flow_hz * m));
+}
+
+static void probe_flow_send_due(struct probe_client *c, int64_t now)
+{
+	uint8_t buf[PROBE_UDP_LEN_MAX];
+	uint32_t magic = PROBE_MAGIC_UDP;
+	int burst;
+
+	memset(buf, 0, (size_t)c->o.udp_len);
+	memcpy(buf, &magic, 4);
+	/* Bounded per wake-up like flow 0: after a stall the rest goes on
+	 * the next turn of the loop, after the events. */
+	for (burst = 0; burst < PROBE_FLOW_SEND_BURST_MAX && c->fl_n > 0; burst++) {
+		int64_t due = probe_flow_due(c), t;
+		struct probe_flow *f;
+		uint32_t id;
+		uint64_t seq;
+
+		if (due > now || due >= c->end_ns)
+			break;
+		f = &c->fl[c->fl_cur_i];
+		id = c->fl_cur_i + 1;
+		seq = f->sent;
+		t = probe_now_ns();
+		memcpy(buf + 4, &id, 4);
+		memcpy(buf + 8, &seq, 8);
+		memcpy(buf + 16, &t, 8);
+		f->seen[(seq % PROBE_FLOW_WINDOW) / 64] &= ~(1ull << (seq % 64));
+		f->sent++;
+		c->fl_sent++;
+		if (sendto(f->fd, buf, (size_t)c->o.udp_len, MSG_DONTWAIT, (struct sockaddr *)&c->target,
+			   c->target_len) != (ssize_t)c->o.udp_len)
+			c->fl_send_errors++;
+		if (++c->fl_cur_i == c->fl_n) {
+			c->fl_cur_i = 0;
+			c->fl_cur_k++;
+		}
+	}
+}
+
+static void probe_flow_receive(struct probe_client *c, uint32_t idx)
+{
+	uint8_t buf[2048];
+	struct probe_flow *f;
+	int round;
+
+	if (idx >= c->fl_n)
+		return;
+	f = &c->fl[idx];
+	for (round = 0; round < PROBE_FLOW_RX_BURST_MAX; round++) {
+		struct sockaddr_storage from = { .ss_family = AF_UNSPEC };
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(f->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		int64_t now = probe_now_ns(), sent;
+		uint32_t magic, id;
+		uint64_t seq, bit, *word;
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno != EINTR)
+				c->fl_rx_errors++;
+			continue;
+		}
+		if (!probe_addr_equal(&from, &c->target) || n < PROBE_UDP_LEN_MIN) {
+			c->fl_bad++;
+			continue;
+		}
+		memcpy(&magic, buf, 4);
+		memcpy(&id, buf + 4, 4);
+		memcpy(&seq, buf + 8, 8);
+		memcpy(&sent, buf + 16, 8);
+		if (magic != PROBE_MAGIC_UDP || id != idx + 1 || seq >= f->sent || sent < c->t0 || sent > now) {
+			c->fl_bad++;
+			continue;
+		}
+		if (f->sent - seq > PROBE_FLOW_WINDOW) {
+			c->fl_late++;
+			continue;
+		}
+		word = &f->seen[(seq % PROBE_FLOW_WINDOW) / 64];
+		bit = 1ull << (seq % 64);
+		if (*word & bit) {
+			c->fl_dup++;
+			continue;
+		}
+		*word |= bit;
+		if (f->received == 0) {
+			c->fl_echoed++;
+		} else if (now - f->last_rx > f->max_gap) {
+			f->max_gap = now - f->last_rx;
+			f->max_gap_start = f->last_rx - c->t0;
+		}
+		if (f->received == 0 || seq > f->max_seq)
+			f->max_seq = seq;
+		f->last_rx = now;
+		f->received++;
+		c->fl_received++;
+	}
+}
+
+/* Did a flow survive the run? It did when it had an echo in the last
+ * PROBE_FLOW_ALIVE_MS of the load and its longest silence ended with an
+ * echo: a silence still open at the end (its last datagram unanswered,
+ * from its last echo to the end of the load) must be shorter than its
+ * longest closed gap. *gap_ns and *gap_start_ns get the flow's longest
+ * silence, open or closed (the whole load for a flow never echoed). */
+static bool probe_flow_judge(const struct probe_client *c, uint64_t sent, uint64_t received, uint64_t max_seq,
+			     int64_t last_rx, int64_t max_gap, int64_t max_gap_start, int64_t *gap_ns,
+			     int64_t *gap_start_ns)
+{
+	int64_t open = 0;
+
+	if (received == 0) {
+		*gap_ns = c->end_ns - c->t0;
+		*gap_start_ns = 0;
+		return false;
+	}
+	if (max_seq + 1 < sent && last_rx < c->end_ns)
+		open = c->end_ns - last_rx;
+	*gap_ns = max_gap;
+	*gap_start_ns = max_gap_start;
+	if (open > max_gap) {
+		*gap_ns = open;
+		*gap_start_ns = last_rx - c->t0;
+	}
+	return c->end_ns - last_rx <= PROBE_FLOW_ALIVE_MS * PROBE_NS_PER_MS && (open == 0 || open < max_gap);
+}
+
 /* ---- timers, readiness, end */
 
 static void probe_client_check(struct probe_client *c, int64_t now)
@@ -1342,7 +1521,7 @@ static void probe_client_ready(struct probe_client *c, int64_t now)
 {
 	char text[128];
 
-	if (c->ready_ns >= 0 || !c->loading || c->ll_echoed < c->ll_n)
+	if (c->ready_ns >= 0 || !c->loading || c->ll_echoed < c->ll_n || c->fl_echoed < c->fl_n)
 		return;
 	if (c->o.udp_hz > 0 &&
 	    (c->udp_received == 0 || now - c->udp_last_rx > PROBE_READY_UDP_FRESH_MS * PROBE_NS_PER_MS))
@@ -1350,7 +1529,8 @@ static void probe_client_ready(struct probe_client *c, int64_t now)
 	c->ready_ns = now;
 	if (!c->o.ready_file)
 		return;
-	snprintf(text, sizeof(text), "ready_ms=%.1f tcp=%u\n", probe_ms(now - c->t0), c->ll_established);
+	snprintf(text, sizeof(text), "ready_ms=%.1f tcp=%u udp_flows=%u\n", probe_ms(now - c->t0), c->ll_established,
+		 c->o.udp_hz > 0 ? c->fl_n + 1 : 0);
 	if (probe_write_ready(c->o.ready_file, text) < 0)
 		fprintf(stderr, "tandem-probe: cannot write ready file %s: %s\n", c->o.ready_file, strerror(errno));
 }
@@ -1364,6 +1544,8 @@ static bool probe_client_settled(const struct probe_client *c)
 	if (c->nw_pending > 0)
 		return false;
 	if (c->udp_received + c->udp_send_errors < c->udp_sent)
+		return false;
+	if (c->fl_received + c->fl_send_errors < c->fl_sent)
 		return false;
 	for (i = 0; i < c->ll_n; i++) {
 		const struct probe_ll *l = &c->ll[i];
@@ -1512,8 +1694,26 @@ static void probe_client_report(struct probe_client *c, int64_t now)
 	struct probe_out o = { .json = c->o.json, .first = true };
 	struct probe_ll_outcome ll = probe_ll_judge(c, now);
 	char target[INET6_ADDRSTRLEN + 8];
-	uint64_t lost = c->udp_sent - c->udp_received;
+	uint64_t lost = c->udp_sent - c->udp_received, flows_alive = 0;
+	int64_t flows_gap = 0, flows_gap_start = 0, g, gs;
 	size_t i;
+
+	/* Flow 0 counts among the alive flows; its gaps and losses stay in
+	 * the udp_* fields above, the udp_flows_* ones cover flows 1..N-1. */
+	if (c->o.udp_hz > 0 && probe_flow_judge(c, c->udp_sent, c->udp_received, c->udp_max_seq, c->udp_last_rx,
+						c->udp_max_gap, c->udp_max_gap_start, &g, &gs))
+		flows_alive++;
+	for (i = 0; i < c->fl_n; i++) {
+		const struct probe_flow *f = &c->fl[i];
+
+		if (probe_flow_judge(c, f->sent, f->received, f->max_seq, f->last_rx, f->max_gap, f->max_gap_start, &g,
+				     &gs))
+			flows_alive++;
+		if (g > flows_gap) {
+			flows_gap = g;
+			flows_gap_start = gs;
+		}
+	}
 
 	snprintf(target, sizeof(target), "%s", c->o.target_s);
 	if (o.json)
@@ -1548,6 +1748,16 @@ static void probe_client_report(struct probe_client *c, int64_t now)
 	probe_out_u64(&o, "udp_late", c->udp_late);
 	probe_out_u64(&o, "udp_bad", c->udp_bad + c->udp_foreign);
 	probe_out_u64(&o, "udp_rx_errors", c->udp_rx_errors);
+	probe_out_u64(&o, "udp_flows", c->o.udp_hz > 0 ? c->fl_n + 1 : 0);
+	probe_out_i64(&o, "udp_flow_hz", c->fl_n > 0 ? c->o.udp_flow_hz : 0);
+	probe_out_u64(&o, "udp_flows_alive", flows_alive);
+	probe_out_u64(&o, "udp_flows_sent", c->fl_sent);
+	probe_out_u64(&o, "udp_flows_lost", c->fl_sent - c->fl_received);
+	probe_out_ms(&o, "udp_flows_max_gap_ms", flows_gap);
+	probe_out_ms(&o, "udp_flows_max_gap_start_ms", flows_gap_start);
+	probe_out_u64(&o, "udp_flows_send_errors", c->fl_send_errors);
+	probe_out_u64(&o, "udp_flows_duplicates", c->fl_dup);
+	probe_out_u64(&o, "udp_flows_bad", c->fl_bad + c->fl_late + c->fl_rx_errors);
 
 	probe_out_group(&o, "tcp");
 	probe_out_u64(&o, "tcp_requested", c->ll_n);
@@ -1606,6 +1816,10 @@ static void probe_client_usage(FILE *f)
 		"  --port P              target port (default %d)\n"
 		"  --udp-hz HZ           UDP datagrams per second, 0 for none (default 1000)\n"
 		"  --udp-size BYTES      UDP payload size, %d..%d (default 64)\n"
+		"  --udp-flows N         UDP flows, each from its own source port, 1..%d (default 1);\n"
+		"                        flow 0 sends at --udp-hz, flows 1..N-1 at --udp-flow-hz\n"
+		"  --udp-flow-hz HZ      datagrams per second of each flow 1..N-1 (default %d;\n"
+		"                        (N-1)*HZ at most %d)\n"
 		"  --tcp N               long-lived TCP connections (default 0)\n"
 		"  --tcp-interval-ms MS  one message per connection every MS (default 200)\n"
 		"  --tcp-timeout-ms MS   an echo later than this fails the connection (default 10000)\n"
@@ -1615,11 +1829,12 @@ static void probe_client_usage(FILE *f)
 		"  --drain-ms MS         wait for late echoes after the load (default 500)\n"
 		"  --bind ADDR           source address\n"
 		"  --json                report as one JSON object\n"
-		"  --ready-file PATH     written once every connection and the UDP echo are up\n"
+		"  --ready-file PATH     written once every connection and every UDP flow echoed\n"
 		"  --gaps-over-ms X      also report every UDP gap longer than X ms\n"
 		"  --no-realtime         stay at normal priority (default: SCHED_FIFO when allowed)\n"
 		"exit: 0 ran (whatever the results), 1 could not run, 2 usage error\n",
-		PROBE_PORT_DEFAULT, PROBE_UDP_LEN_MIN, PROBE_UDP_LEN_MAX);
+		PROBE_PORT_DEFAULT, PROBE_UDP_LEN_MIN, PROBE_UDP_LEN_MAX, PROBE_UDP_FLOWS_MAX,
+		PROBE_UDP_FLOW_HZ_DEFAULT, PROBE_UDP_HZ_MAX);
 }
 
 static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o)
@@ -1630,6 +1845,8 @@ static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o
 		{ "duration-ms", required_argument, NULL, 'd' },
 		{ "udp-hz", required_argument, NULL, 'u' },
 		{ "udp-size", required_argument, NULL, 'U' },
+		{ "udp-flows", required_argument, NULL, 'F' },
+		{ "udp-flow-hz", required_argument, NULL, 'H' },
 		{ "tcp", required_argument, NULL, 'n' },
 		{ "tcp-interval-ms", required_argument, NULL, 'i' },
 		{ "tcp-timeout-ms", required_argument, NULL, 'T' },
@@ -1652,6 +1869,8 @@ static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o
 		.port = PROBE_PORT_DEFAULT,
 		.udp_hz = 1000,
 		.udp_len = 64,
+		.udp_flows = 1,
+		.udp_flow_hz = PROBE_UDP_FLOW_HZ_DEFAULT,
 		.tcp_interval_ms = 200,
 		.tcp_timeout_ms = 10000,
 		.connect_timeout_ms = 3000,
@@ -1686,6 +1905,12 @@ static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o
 			break;
 		case 'U':
 			r = probe_parse_int("--udp-size", optarg, PROBE_UDP_LEN_MIN, PROBE_UDP_LEN_MAX, &o->udp_len);
+			break;
+		case 'F':
+			r = probe_parse_int("--udp-flows", optarg, 1, PROBE_UDP_FLOWS_MAX, &o->udp_flows);
+			break;
+		case 'H':
+			r = probe_parse_int("--udp-flow-hz", optarg, 1, PROBE_UDP_HZ_MAX, &o->udp_flow_hz);
 			break;
 		case 'n':
 			r = probe_parse_int("--tcp", optarg, 0, PROBE_TCP_CONNS_MAX, &o->tcp);
@@ -1738,6 +1963,17 @@ static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o
 		fprintf(stderr, "tandem-probe client: nothing to do (--udp-hz 0, no --tcp, no --new-every-ms)\n");
 		r = -1;
 	}
+	if (r == 0 && o->udp_flows > 1 && o->udp_hz == 0) {
+		fprintf(stderr, "tandem-probe client: --udp-flows %lld needs flow 0: --udp-hz must not be 0\n",
+			o->udp_flows);
+		r = -1;
+	}
+	if (r == 0 && (o->udp_flows - 1) * o->udp_flow_hz > PROBE_UDP_HZ_MAX) {
+		fprintf(stderr,
+			"tandem-probe client: --udp-flows %lld at --udp-flow-hz %lld is %lld datagrams/s, more than %d\n",
+			o->udp_flows, o->udp_flow_hz, (o->udp_flows - 1) * o->udp_flow_hz, PROBE_UDP_HZ_MAX);
+		r = -1;
+	}
 	if (r < 0)
 		probe_client_usage(stderr);
 	return r;
@@ -1769,8 +2005,9 @@ static int probe_client_setup(struct probe_client *c)
 		c->new_total = (uint64_t)((o->duration_ms + o->new_every_ms - 1) / o->new_every_ms);
 	}
 	c->udp_total = (uint64_t)o->udp_hz * (uint64_t)o->duration_ms / 1000;
+	c->fl_n = (uint32_t)(o->udp_flows - 1);
 
-	need = (uint64_t)c->ll_n + c->nw_slots + 64;
+	need = (uint64_t)c->ll_n + c->nw_slots + c->fl_n + 64;
 	have = probe_raise_nofile(need);
 	if (have < need) {
 		fprintf(stderr, "tandem-probe client: %" PRIu64 " descriptors needed, RLIMIT_NOFILE allows %" PRIu64 "\n",
@@ -1782,7 +2019,8 @@ static int probe_client_setup(struct probe_client *c)
 	c->nw_free = calloc(c->nw_slots ? c->nw_slots : 1, sizeof(*c->nw_free));
 	c->udp_seen = calloc(PROBE_UDP_WINDOW / 8, 1);
 	c->gaps = calloc(o->gaps_over_ms >= 0 ? PROBE_GAPS_MAX : 1, sizeof(*c->gaps));
-	if (!c->ll || !c->nw || !c->nw_free || !c->udp_seen || !c->gaps) {
+	c->fl = calloc(c->fl_n ? c->fl_n : 1, sizeof(*c->fl));
+	if (!c->ll || !c->nw || !c->nw_free || !c->udp_seen || !c->gaps || !c->fl) {
 		fprintf(stderr, "tandem-probe client: out of memory\n");
 		return PROBE_EXIT_FAIL;
 	}
@@ -1794,6 +2032,8 @@ static int probe_client_setup(struct probe_client *c)
 		c->nw[i].fd = -1;
 		c->nw_free[c->nw_slots - 1 - i] = i;
 	}
+	for (i = 0; i < c->fl_n; i++)
+		c->fl[i].fd = -1;
 	c->nw_free_n = c->nw_slots;
 
 	c->sig_fd = probe_signalfd();
@@ -1818,6 +2058,26 @@ static int probe_client_setup(struct probe_client *c)
 			return PROBE_EXIT_FAIL;
 		}
 		if (probe_epoll_add(c->ep, c->udp_fd, EPOLLIN, probe_key(PROBE_EV_UDP, 0, 0)) < 0) {
+			fprintf(stderr, "tandem-probe client: epoll: %s\n", strerror(errno));
+			return PROBE_EXIT_FAIL;
+		}
+	}
+	for (i = 0; i < c->fl_n; i++) {
+		struct probe_flow *f = &c->fl[i];
+
+		/* Unconnected like flow 0. Bound now (port 0 without --bind),
+		 * so each flow has its own source port from its first datagram. */
+		f->fd = socket(c->target.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (f->fd < 0) {
+			fprintf(stderr, "tandem-probe client: udp socket of flow %u: %s\n", i + 1, strerror(errno));
+			return PROBE_EXIT_FAIL;
+		}
+		if (o->bind_s ? bind(f->fd, (struct sockaddr *)&c->bind, c->bind_len) < 0
+			      : probe_bind_any(f->fd, c->target.ss_family) < 0) {
+			fprintf(stderr, "tandem-probe client: bind udp flow %u: %s\n", i + 1, strerror(errno));
+			return PROBE_EXIT_FAIL;
+		}
+		if (probe_epoll_add(c->ep, f->fd, EPOLLIN, probe_key(PROBE_EV_FLOW, 0, i)) < 0) {
 			fprintf(stderr, "tandem-probe client: epoll: %s\n", strerror(errno));
 			return PROBE_EXIT_FAIL;
 		}
@@ -1882,6 +2142,8 @@ static int64_t probe_client_next(const struct probe_client *c)
 			next = probe_min(next, probe_udp_due(c, c->udp_sent));
 		if (c->ll_n > 0)
 			next = probe_min(next, probe_ll_due(c));
+		if (c->fl_n > 0)
+			next = probe_min(next, probe_flow_due(c));
 		if (c->new_attempted < c->new_total)
 			next = probe_min(next, c->t0 + (int64_t)c->new_attempted * c->o.new_every_ms * PROBE_NS_PER_MS);
 		next = probe_min(next, c->end_ns);
@@ -1901,6 +2163,8 @@ static void probe_client_dispatch(struct probe_client *c, const struct epoll_eve
 
 	if (type == PROBE_EV_UDP) {
 		probe_udp_receive(c);
+	} else if (type == PROBE_EV_FLOW) {
+		probe_flow_receive(c, idx);
 	} else if (type == PROBE_EV_LL) {
 		probe_ll_event(c, idx, ev->events, now);
 	} else if (type == PROBE_EV_NEW) {
@@ -1931,6 +2195,9 @@ static void probe_client_free(struct probe_client *c)
 	for (i = 0; c->nw && i < c->nw_slots; i++)
 		if (c->nw[i].fd >= 0)
 			close(c->nw[i].fd);
+	for (i = 0; c->fl && i < c->fl_n; i++)
+		if (c->fl[i].fd >= 0)
+			close(c->fl[i].fd);
 	if (c->udp_fd >= 0)
 		close(c->udp_fd);
 	if (c->sig_fd >= 0)
@@ -1942,6 +2209,7 @@ static void probe_client_free(struct probe_client *c)
 	free(c->nw_free);
 	free(c->udp_seen);
 	free(c->gaps);
+	free(c->fl);
 }
 
 static int probe_client_run(struct probe_client *c)
@@ -2002,6 +2270,7 @@ static int probe_client_run(struct probe_client *c)
 		if (c->loading && now < c->end_ns) {
 			if (c->o.udp_hz > 0)
 				probe_udp_send_due(c, now);
+			probe_flow_send_due(c, now);
 			probe_ll_write_due(c, now);
 			while (c->new_attempted < c->new_total &&
 			       c->t0 + (int64_t)c->new_attempted * c->o.new_every_ms * PROBE_NS_PER_MS <= now)
@@ -2020,8 +2289,8 @@ static int probe_client_run(struct probe_client *c)
 	if (c->o.ready_file && c->ready_ns < 0)
 		fprintf(stderr,
 			"tandem-probe client: never ready: %u of %u long-lived connections echoed, %" PRIu64
-			" UDP echoes\n",
-			c->ll_echoed, c->ll_n, c->udp_received);
+			" UDP echoes, %u of %u extra UDP flows echoed\n",
+			c->ll_echoed, c->ll_n, c->udp_received, c->fl_echoed, c->fl_n);
 	probe_client_report(c, now);
 	return PROBE_EXIT_OK;
 }

@@ -7,10 +7,14 @@
 #
 # Two namespaces, tpb-c (client, 192.0.2.10/24) and tpb-s (server,
 # 192.0.2.20/24), joined by one veth pair. Checks:
-#   (a) a clean run: no loss, small gaps, every connection alive, no reset;
-#   (b) a 300 ms blackhole (netem loss 100%) and (b2) a 300 ms link-down:
-#       the probe reports a gap of about 300 ms and every connection alive;
-#   (c) the server killed mid-run: resets counted, connections lost;
+#   (a) a clean run with 100 UDP flows: no loss, small gaps, every
+#       connection and every flow alive, no reset;
+#   (b) a 300 ms blackhole (netem loss 100%) with 50 UDP flows and (b2) a
+#       300 ms link-down: the probe reports a gap of about 300 ms and every
+#       connection and flow alive;
+#   (b3) a blackhole over the last 0.5 s that never lifts: flows that had
+#       echoes in their last second but never resumed are not alive;
+#   (c) the server killed mid-run: resets counted, connections and flows lost;
 #   (d) a target with nothing listening: exit 1 within about 2 s;
 #   (e) 2000 long-lived connections through one server;
 #   (f) usage errors exit 2; the human report and SIGTERM report work.
@@ -138,7 +142,7 @@ finish_client() {
 	CLIENT_PID=
 	expect "$name exit code" "$rc" == 0
 	jq -e . "$WORK/$name.json" >/dev/null 2>&1 || die "$name: report is not JSON: $(head -c 500 "$WORK/$name.json")"
-	log "$name: $(jq -c '{udp_sent,udp_lost,udp_max_gap_ms,udp_max_gap_start_ms,tcp_connections,tcp_survived,tcp_resets,tcp_failed,new_attempted,new_ok,new_failed,ready_ms}' "$WORK/$name.json")"
+	log "$name: $(jq -c '{udp_sent,udp_lost,udp_max_gap_ms,udp_max_gap_start_ms,udp_flows,udp_flows_alive,udp_flows_sent,udp_flows_lost,udp_flows_max_gap_ms,tcp_connections,tcp_survived,tcp_resets,tcp_failed,new_attempted,new_ok,new_failed,ready_ms}' "$WORK/$name.json")"
 }
 
 now_ms() { date +%s%3N; }
@@ -148,14 +152,14 @@ now_ms() { date +%s%3N; }
 setup_net
 start_server
 
-log "(a) clean run: 3 s, 1 kHz UDP, 50 long-lived TCP, a new connection every 50 ms"
+log "(a) clean run: 3 s, 1 kHz UDP + 99 flows at 10 Hz, 50 long-lived TCP, a new connection every 50 ms"
 # On a busy 2-core machine the kernel itself (softirq work deferred to
 # ksoftirqd, a preempted vCPU) now and then holds packets for 10-25 ms, even
 # with the probe at real-time priority. One such spike is the machine, not
 # the probe: the gap check alone gets a second run, with the first one's
 # gaps printed. A probe that invents gaps fails both.
 for attempt in 1 2; do
-	start_client a --duration-ms 3000 --tcp 50 --new-every-ms 50 --gaps-over-ms 10
+	start_client a --duration-ms 3000 --tcp 50 --new-every-ms 50 --gaps-over-ms 10 --udp-flows 100
 	finish_client a
 	gap_ok=$(awk -v g="$(get a udp_max_gap_ms)" 'BEGIN { print (g < 20) ? 1 : 0 }')
 	[ "$gap_ok" = 1 ] && break
@@ -171,6 +175,14 @@ expect "(a) tcp_echoes (15 per connection)" "$(get a tcp_echoes)" '>=' 700
 expect "(a) new_attempted" "$(get a new_attempted)" == 60
 expect "(a) new_ok" "$(get a new_ok)" == 60
 expect "(a) new_failed" "$(get a new_failed)" == 0
+expect "(a) udp_flows" "$(get a udp_flows)" == 100
+expect "(a) udp_flows_alive" "$(get a udp_flows_alive)" == 100
+expect "(a) udp_flows_sent (99 flows x 10 Hz x 3 s)" "$(get a udp_flows_sent)" == 2970
+expect "(a) udp_flows_lost" "$(get a udp_flows_lost)" == 0
+expect "(a) udp_lost" "$(get a udp_lost)" == 0
+expect "(a) udp_flows_duplicates" "$(get a udp_flows_duplicates)" == 0
+expect "(a) udp_flows_bad" "$(get a udp_flows_bad)" == 0
+expect "(a) udp_flows_max_gap_ms (10 Hz: about 100)" "$(get a udp_flows_max_gap_ms)" '<' 250
 
 # A silent blackhole: netem where the kernel has it, otherwise an nftables
 # rule in the server's namespace that drops everything from the client.
@@ -188,8 +200,11 @@ else
 	unblock() { ip netns exec "$NS_S" nft delete table inet tpb_block; }
 fi
 
-log "(b) 300 ms blackhole after ready: $BLOCK_HOW"
-start_client b --duration-ms 4000 --tcp 50 --new-every-ms 100 --gaps-over-ms 100
+log "(b) 300 ms blackhole after ready, 50 UDP flows: $BLOCK_HOW"
+start_client b --duration-ms 4000 --tcp 50 --new-every-ms 100 --gaps-over-ms 100 --udp-flows 50
+# Every flow is a socket of its own: 50 distinct local UDP ports.
+expect "(b) distinct UDP source ports in $NS_C" \
+	"$(ip netns exec "$NS_C" ss -Hunap | awk -v p="pid=$CLIENT_PID," 'index($0, p) { n = split($4, a, ":"); print a[n] }' | sort -u | wc -l)" == 50
 sleep 0.5
 t_block=$(now_ms)
 block
@@ -207,6 +222,13 @@ expect "(b) gaps over 100 ms listed" "$(jq '.gaps | length' "$WORK/b.json")" == 
 expect "(b) tcp_survived" "$(get b tcp_survived)" == 50
 expect "(b) tcp_resets" "$(get b tcp_resets)" == 0
 expect "(b) new_failed (SYN retransmitted)" "$(get b new_failed)" == 0
+expect "(b) udp_flows" "$(get b udp_flows)" == 50
+expect "(b) udp_flows_alive after the outage" "$(get b udp_flows_alive)" == 50
+expect "(b) udp_flows_max_gap_ms" "$(get b udp_flows_max_gap_ms)" '>=' 250
+expect "(b) udp_flows_max_gap_ms" "$(get b udp_flows_max_gap_ms)" '<=' 600
+expect "(b) udp_flows_max_gap_start_ms after ready" "$(get b udp_flows_max_gap_start_ms)" '>' "$(get b ready_ms)"
+expect "(b) udp_flows_lost (2-3 per flow at 10 Hz)" "$(get b udp_flows_lost)" '>=' 98
+expect "(b) udp_flows_lost" "$(get b udp_flows_lost)" '<=' 343
 
 log "(b2) 300 ms link down on the client's side after ready"
 start_client b2 --duration-ms 4000 --tcp 50
@@ -219,9 +241,23 @@ expect "(b2) udp_max_gap_ms" "$(get b2 udp_max_gap_ms)" '>=' 250
 expect "(b2) udp_max_gap_ms" "$(get b2 udp_max_gap_ms)" '<=' 600
 expect "(b2) tcp_survived" "$(get b2 tcp_survived)" == 50
 expect "(b2) tcp_resets" "$(get b2 tcp_resets)" == 0
+expect "(b2) udp_flows (default: flow 0 only)" "$(get b2 udp_flows)" == 1
+expect "(b2) udp_flows_alive" "$(get b2 udp_flows_alive)" == 1
+expect "(b2) udp_flows_sent" "$(get b2 udp_flows_sent)" == 0
+
+log "(b3) blackhole over the last 0.5 s of the run, never lifted: no flow resumed"
+start_client b3 --duration-ms 2000 --udp-flows 20
+sleep 1.3
+block
+finish_client b3
+unblock
+expect "(b3) udp_flows" "$(get b3 udp_flows)" == 20
+expect "(b3) udp_flows_alive (echoes in the last second, but none after the outage)" "$(get b3 udp_flows_alive)" == 0
+expect "(b3) udp_flows_max_gap_ms (the open silence)" "$(get b3 udp_flows_max_gap_ms)" '>=' 300
+expect "(b3) udp_flows_lost" "$(get b3 udp_flows_lost)" '>=' 57
 
 log "(c) server killed (SIGKILL) mid-run: its kernel answers the next segments with resets"
-start_client c --duration-ms 3000 --tcp 50 --new-every-ms 50
+start_client c --duration-ms 3000 --tcp 50 --new-every-ms 50 --udp-flows 20
 sleep 0.5
 kill -KILL "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
@@ -233,6 +269,8 @@ expect "(c) tcp_survived" "$(get c tcp_survived)" '<' 50
 expect "(c) new_failed (refused)" "$(get c new_failed)" '>' 0
 expect "(c) new_refused" "$(get c new_refused)" '>' 0
 expect "(c) udp_last_echo_ms (stops at the kill)" "$(get c udp_last_echo_ms)" '<' 2000
+expect "(c) udp_flows_alive" "$(get c udp_flows_alive)" == 0
+expect "(c) udp_flows_max_gap_ms (from the kill to the end)" "$(get c udp_flows_max_gap_ms)" '>=' 2000
 
 log "(d) nothing listening: the probe says so and exits 1"
 t0=$(now_ms)
@@ -257,6 +295,10 @@ expect "(e) server saw connections at once" "$(sed -n 's/.*tcp_open_max=\([0-9]*
 log "(f) usage errors, the human report, SIGTERM"
 for args in "client --duration-ms 100" "client --target $S_ADDR" "client --target $S_ADDR --duration-ms 100 --udp-hz x" \
 	"client --target 192.0.2.999 --duration-ms 100" "client --target $S_ADDR --duration-ms 100 --udp-hz 0" \
+	"client --target $S_ADDR --duration-ms 100 --udp-flows 0" "client --target $S_ADDR --duration-ms 100 --udp-flows 4097" \
+	"client --target $S_ADDR --duration-ms 100 --udp-flows 3 --udp-hz 0 --tcp 1" \
+	"client --target $S_ADDR --duration-ms 100 --udp-flows 4096 --udp-flow-hz 100" \
+	"client --target $S_ADDR --duration-ms 100 --udp-flows 2 --udp-flow-hz 0" \
 	"server" "server --bind $S_ADDR --port 70000" "frobnicate"; do
 	rc=0
 	# shellcheck disable=SC2086 # the arguments are split on purpose
