@@ -10,9 +10,18 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 lab_init "${1:-}" tandemd tandemctl tandem-probe
 
-TCP_N=${SESSIONS_TCP:-400}
-LOAD=(--udp-hz 1000 --tcp "$TCP_N" --tcp-interval-ms 500 --new-every-ms 50
-	--gaps-over-ms "$PROBE_GAP_LIST_MS" --connect-timeout-ms 5000)
+TCP_N=${SESSIONS_TCP:-1000}
+UDP_FLOWS=${SESSIONS_UDP_FLOWS:-100}
+LOAD=(--udp-hz 1000 --udp-flows "$UDP_FLOWS" --udp-flow-hz 20 --tcp "$TCP_N"
+	--tcp-interval-ms 1000 --new-every-ms 50 --gaps-over-ms "$PROBE_GAP_LIST_MS"
+	--connect-timeout-ms 5000)
+
+# Every UDP flow (its own source port, hence its own NAT binding) came back.
+check_udp_flows() {
+	local label=$1 json=$2
+	echo "  $label: udp flows $(jq -r '"\(.udp_flows_alive)/\(.udp_flows) alive, longest gap \(.udp_flows_max_gap_ms) ms, lost \(.udp_flows_lost)"' "$json")" >&2
+	lab_expect "$label udp_flows_alive" "$(lab_probe_get "$json" udp_flows_alive)" -eq "$UDP_FLOWS"
+}
 
 sessions_field() { lab_status "$1" 2>/dev/null | jq -r ".sessions.$2 | tostring"; }
 in_sync() { [ "$(sessions_field "$1" in_sync)" = true ]; }
@@ -26,7 +35,7 @@ lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "group 1 has no agreed primary 
 lab_wait_until 10 in_sync 2 || lab_fail "gw2 never reported its sessions in sync"
 lab_pass "gw2 in sync with gw1 (role $(sessions_field 2 role), source $(sessions_field 2 source))"
 
-echo "(a) planned failover to gw2 with $TCP_N long-lived TCP connections through SNAT" >&2
+echo "(a) planned failover to gw2: $TCP_N long-lived TCP connections and $UDP_FLOWS UDP flows through SNAT" >&2
 out=$LAB_DIR/a.json
 lab_probe_start "$out" --duration-ms 6000 "${LOAD[@]}"
 lab_wait_until 10 test "$(sessions_field 1 count)" -ge "$TCP_N" 2>/dev/null
@@ -42,6 +51,7 @@ lab_expect "(a) tandemctl failover exit code" "$?" -eq 0
 lab_expect "(a) holders of $VIP_WAN" "$(lab_vip_holders $VIP_WAN | xargs)" == gw2
 lab_probe_wait "$out"
 lab_check_probe "(a) planned" "$out" 50 new
+check_udp_flows "(a) planned" "$out"
 lab_expect "(a) barrier passed (not timed out)" \
 	"$(grep -c 'event=group.grant.*reason=barrier_ok' "$LAB_DIR/gw1.log")" -ge 1
 
@@ -57,6 +67,7 @@ lab_kill_node 2
 lab_wait_primary 1 gw1 5 >/dev/null || lab_fail "(b) gw1 did not take group 1"
 lab_probe_wait "$out"
 lab_check_probe "(b) unplanned" "$out" "$UNPLANNED_LIMIT_MS"
+check_udp_flows "(b) unplanned" "$out"
 
 echo "(c) control: the same planned failover with sessions.sync false loses the connections" >&2
 lab_down
