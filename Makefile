@@ -5,7 +5,7 @@
 
 VERSION ?= $(shell cat VERSION)
 CC ?= cc
-PKGS := libsodium libfyaml libmnl jansson libnetfilter_conntrack
+PKGS := libsodium libfyaml libmnl jansson libnetfilter_conntrack sqlite3 libnftables
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -83,11 +83,18 @@ $(CTSIM_BIN): $(B)/tests/sim/ctsim.o $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# The configuration-sync core's simulator.
+CFGSIM_BIN := $(B)/tests/cfgsimulate
+$(CFGSIM_BIN): $(B)/tests/sim/cfgsim.o $(B)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
-sim: $(SIM_BIN) $(CTSIM_BIN)
+sim: $(SIM_BIN) $(CTSIM_BIN) $(CFGSIM_BIN)
 	$(SIM_BIN) --seeds 200
 	$(CTSIM_BIN) --seeds 100
+	$(CFGSIM_BIN) --seeds 60
 golden: $(B)/tandemd
 	bash tests/golden/run.sh $(B)/tandemd
 fuzz:
