@@ -25,40 +25,56 @@
 #     kernel as it receives, so its one time compares with conntrackd's
 #     kernel time (the ext time is shown as well).
 #  2. Incremental sync at a fixed creation rate (BENCH_SESSIONS_RATES, per
-#     second, default "5000 20000 50000", each for BENCH_SESSIONS_SECS=10 s)
-#     on gw1 while both daemons run with 100k synced sessions:
-#     - rate: sessions that reached gw2 per second over the stream (count on
-#       gw2 at the end of the stream + 2 s, divided by the stream's length +
-#       the time the last one took; "complete" says whether all arrived
-#       within BENCH_SESSIONS_DRAIN_S=20 s);
-#     - lag (one method for both): every 50 ms the poller reads how many of
-#       the stream's sessions gw2 holds (Tandem: gw2's kernel table count;
+#     second, default "5000 20000 50000", each for BENCH_SESSIONS_SECS=10 s;
+#     a loader that cannot keep up on this machine stops at 3 x that time
+#     and the rate it achieved is shown) on gw1, both daemons running with
+#     the 100k sessions synced:
+#     - sync rate: sessions that reached gw2, divided by the time from the
+#       stream's start to the poll that saw the last of them (all must
+#       arrive within BENCH_SESSIONS_DRAIN_S=20 s of the stream's end);
+#     - lag, one method for both: every 50 ms a poller reads how many of the
+#       stream's sessions gw2 holds (Tandem: gw2's kernel table count;
 #       conntrackd: its external cache count, as FTFW writes the kernel only
-#       on commit). When that count rises to k, the lag sample is now minus
-#       the time session k was created on gw1 (the loader logs its progress
-#       every 50 ms; interpolated). p50/p99 over the samples. Resolution is
-#       the poll period (50 ms), so values below it mean "caught up at every
-#       poll".
+#       on commit). Sessions are taken to arrive in creation order, so the
+#       sessions counted for the first time at a poll arrived by then: each
+#       of 2000 sessions spread over the stream gets lag = that poll's time
+#       minus its creation time (from the loader's progress log, 50 ms
+#       steps, interpolated). p50/p99 over them; resolution 50 ms plus the
+#       poll's own duration (a few ms).
 #     - Tandem only, end to end per session: each stream entry carries its
 #       creation time (CLOCK_REALTIME ms) in its conntrack mark; a listener
-#       on gw2's kernel NEW events computes now - mark for every injected
-#       session: p50/p99/max over all of them ("e2e" rows). conntrackd has
-#       no such row: its sessions reach gw2's kernel only on commit.
+#       on gw2's kernel NEW events computes now - mark for every session
+#       ("e2e" rows: p50/p99/max over all of them). It checks the polled
+#       method. conntrackd has no such rows: its sessions reach gw2's
+#       kernel only on commit.
 #  3. Memory: VmRSS and VmHWM (/proc/PID/status) of the daemon on gw1 and
 #     gw2 after the largest bulk sync.
 #
+#  4. Tandem's health during the run: the longest event-loop stall each
+#     tandemd logged (core.tilt) and how many state changes group 1 went
+#     through on gw1 (1 = its first election only). A stall longer than
+#     heartbeat x dead_after makes the secondary declare the primary lost.
+#     The bench runs Tandem with BENCH_SESSIONS_TIMERS (heartbeat_ms x
+#     dead_after, default 200x100 = 20 s) so that such a stall (the bulk
+#     dump reads the whole table in one go: about 1.3 s per 100k sessions
+#     when this was written) shows in these rows instead of turning the
+#     bulk into a failover loop; set "100x3" (the lab's timers) to see that.
+#
 # Settings (environment): BENCH_SESSIONS_MAX (default 1000000),
 # BENCH_SESSIONS_RATES, BENCH_SESSIONS_SECS, BENCH_SESSIONS_DRAIN_S,
-# BENCH_SESSIONS_SYNC_TIMEOUT_S (per bulk, default 180), BENCH_CONNTRACKD=0
-# to skip conntrackd. The kernel's conntrack limit of a namespace cannot
-# exceed the initial namespace's, and the hash size is only settable there:
-# both are raised for the run when too low and restored on exit.
+# BENCH_SESSIONS_SYNC_TIMEOUT_S (per bulk, default 180),
+# BENCH_SESSIONS_TIMERS, BENCH_CONNTRACKD=0 to skip conntrackd. On recent
+# kernels a namespace's nf_conntrack_max is read-only and bounded by the
+# initial namespace's, and the hash size is settable only there: both are
+# raised in the initial namespace for the run when too low, and restored
+# on exit.
 # Exits non-zero when a figure could not be measured.
 
 CTLOAD_C=$(cat <<'EOC'
 /* ctload - conntrack load for bench/sessions.sh (compiled by it):
  *   ctload fill FIRST N           create entries FIRST..FIRST+N-1 at full speed
- *   ctload stream FIRST RATE SECS create RATE entries/s for SECS s, each with
+ *   ctload stream FIRST RATE SECS create RATE entries/s for SECS s (3 x SECS
+ *                                 at most when it cannot keep up), each with
  *                                 mark = creation time (CLOCK_REALTIME ms mod 2^31,
  *                                 | 1 so never 0); logs "ms count" every 50 ms
  *   ctload watch SECS EXPECT      NEW events of this namespace for SECS s or until
@@ -180,6 +196,8 @@ int main(int argc, char **argv)
 		printf("start %lld\n", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 		while (done < total) {
 			double el = mono_s() - t0;
+			if (el > 3.0 * secs)
+				break; /* bounded: a loader that cannot keep up stops at 3x */
 			long due = (long)(el * rate) + 1;
 			if (due > total)
 				due = total;
@@ -256,6 +274,8 @@ SECS=${BENCH_SESSIONS_SECS:-10}
 DRAIN=${BENCH_SESSIONS_DRAIN_S:-20}
 SYNC_TO=${BENCH_SESSIONS_SYNC_TIMEOUT_S:-180}
 WITH_CTD=${BENCH_CONNTRACKD:-1}
+TIMERS=${BENCH_SESSIONS_TIMERS:-200x100}
+[[ "$TIMERS" =~ ^[0-9]+x[0-9]+$ ]] || { echo "sessions: BENCH_SESSIONS_TIMERS must be MSxN" >&2; exit 2; }
 SMALL=100000
 for v in "$MAX" "$SECS" "$DRAIN" "$SYNC_TO" $RATES; do
 	[[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "sessions: bad number '$v' in the settings" >&2; exit 2; }
@@ -378,15 +398,17 @@ incremental() {
 	done) >"$d/poll" &
 	ppid=$!
 	LAB_EXTRA_PIDS+=("$ppid")
-	lab_nsexec gw1 timeout $((SECS + 30)) "$LAB_DIR/ctload" stream "$NEXT" "$rate" "$SECS" >"$d/stream" 2>&1
+	lab_nsexec gw1 timeout $((3 * SECS + 10)) "$LAB_DIR/ctload" stream "$NEXT" "$rate" "$SECS" >"$d/stream" 2>&1
 	NEXT=$((NEXT + total))
+	# What the loader created (less than asked when it could not keep up).
+	total=$(awk '$1 == "stream" { print $2 }' "$d/stream")
+	[ -n "$total" ] || { bad "$impl $rate: the stream failed: $(tail -2 "$d/stream")"; return 1; }
 	lab_wait_until "$DRAIN" fn_ge "$fn" $((base + total))
 	sleep 0.2
 	_lab_kill_pid "$ppid"
 	[ -n "$wpid" ] && { wait "$wpid"; _lab_kill_pid "$wpid"; }
 	local achieved got t_start t_last
-	achieved=$(awk '$1 == "stream" { print $2 / $3 }' "$d/stream")
-	[ -n "$achieved" ] || { bad "$impl $rate: the stream failed: $(tail -2 "$d/stream")"; return 1; }
+	achieved=$(awk '$1 == "stream" { printf "%.0f", $2 / $3 }' "$d/stream")
 	# Lag samples and the arrival rate from the poll.
 	awk -v base="$base" -v total="$total" '
 		# inj(k): when session k of the stream was created (wall ms),
@@ -472,10 +494,11 @@ tandem_bulk() { # N: gw2 (stopped, empty kernel) is started; time to synced
 tandem_phase() {
 	echo "=== bench: session sync, Tandem" >&2
 	LAB_DIR=$LAB_OUT/bench-sessions-tandem
-	bench_lab_up
+	bench_lab_up --heartbeat-ms "${TIMERS%x*}" --dead-after "${TIMERS#*x}"
 	fill_to "${SIZES%% *}" || return 1
 	lab_start_node 1
-	lab_wait_primary 1 gw1 15 >/dev/null || { bad "tandem: gw1 not primary"; return 1; }
+	lab_wait_primary 1 gw1 $((${TIMERS%x*} * ${TIMERS#*x} / 1000 + 15)) >/dev/null ||
+		{ bad "tandem: gw1 not primary"; return 1; }
 	tandem_bulk "${SIZES%% *}" || return 1
 	for r in $RATES; do incremental tandem "$r" kcount2; done
 	if [ "$SIZES" != "${SIZES%% *}" ]; then
@@ -486,6 +509,12 @@ tandem_phase() {
 	fi
 	local i
 	for i in 1 2; do
+		# The longest event-loop stall each daemon logged (core.tilt), and
+		# how often a group changed hands after the first election.
+		rec tandem stall_gw$i "${SIZES##* }" "$(grep -o 'event=core.tilt.*stall_ms=[0-9]*' \
+			"$LAB_DIR/gw$i.log" | sed 's/.*stall_ms=//' | sort -n | tail -1 | grep . || echo 0)" ms
+		rec tandem flaps_gw$i "${SIZES##* }" "$(grep -c 'event=group.state.*group=1 ' \
+			"$LAB_DIR/gw$i.log")" count
 		rec tandem rss_gw$i "${SIZES##* }" "$(rss_of "${LAB_PID[$i]}" VmRSS)" KiB
 		rec tandem hwm_gw$i "${SIZES##* }" "$(rss_of "${LAB_PID[$i]}" VmHWM)" KiB
 	done
@@ -632,7 +661,7 @@ row() {
 	printf '%-44s %14s %14s %9s\n' "$1" "$t" "$c" "$ratio"
 }
 echo
-echo "Session sync: Tandem vs conntrackd (FTFW, UDP) in the same lab and run. RATIO: how many"
+echo "Session sync: Tandem (heartbeat ${TIMERS%x*} ms x ${TIMERS#*x}) vs conntrackd (FTFW, UDP) in the same lab and run. RATIO: how many"
 echo "times better Tandem is (conntrackd/Tandem for times, lag and memory; Tandem/conntrackd for rates)."
 echo
 printf '%-44s %14s %14s %9s\n' FIGURE TANDEM CONNTRACKD RATIO
@@ -656,6 +685,9 @@ m=${SIZES##* }
 for f in rss_gw1 hwm_gw1 rss_gw2 hwm_gw2; do
 	row "memory $f with $m sessions (MiB)" "$f" "$m" lower 1024
 done
+row "tandemd gw1: longest loop stall (ms)" stall_gw1 "$m" none
+row "tandemd gw2: longest loop stall (ms)" stall_gw2 "$m" none
+row "tandemd gw1: group 1 state changes (1 = none after its election)" flaps_gw1 "$m" none
 echo
 echo "Bulk: gw2's daemon started with gw1 full and gw2's table empty, until gw2's kernel holds"
 echo "them all (conntrackd: resync request, external cache full, then commit). Lag: sampled every"
