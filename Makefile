@@ -74,6 +74,10 @@ $(B)/tests/nl_check: $(B)/tests/lab/nl_check.o $(B)/libio.a $(B)/libcore.a
 $(B)/tests/ct_check: $(B)/tests/lab/ct_check.o $(B)/libio.a $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+# The configuration store against a real file system: tests/lab/test_store.sh.
+$(B)/tests/store_check: $(B)/tests/lab/store_check.o $(B)/libio.a $(B)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(SIM_BIN): $(B)/tests/sim/sim.o $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -99,7 +103,7 @@ golden: $(B)/tandemd
 	bash tests/golden/run.sh $(B)/tandemd
 fuzz:
 	bash tests/fuzz/run.sh
-lab: all $(B)/tests/nl_check $(B)/tests/ct_check
+lab: all $(B)/tests/nl_check $(B)/tests/ct_check $(B)/tests/store_check
 	bash tests/lab/run.sh $(B)
 
 # The test suite: everything built with AddressSanitizer and
