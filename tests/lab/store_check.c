@@ -12,6 +12,11 @@
  *   store_check fill DB           commit ever larger generations until the
  *                                 disk is full: the failing commit returns
  *                                 an error and the previous one stays
+ *   store_check nft STEP          the ruleset driver (src/io/nft.c), run
+ *                                 in a fresh network namespace: STEP good
+ *                                 applies a ruleset, bad and half are
+ *                                 refused (the script checks the kernel
+ *                                 kept the good one)
  *
  * Documents are derived from their generation number, so a torn or mixed
  * write is detected byte for byte. */
@@ -20,6 +25,7 @@
 #include <string.h>
 #include <sodium.h>
 #include "io/store.h"
+#include "io/nft.h"
 
 static size_t doc_len(uint64_t gen, size_t scale)
 {
@@ -122,6 +128,57 @@ static int api(const char *path)
 	return 0;
 }
 
+static const char good_rs[] =
+	"table inet tandem\n"
+	"delete table inet tandem\n"
+	"table inet tandem {\n"
+	"\tchain input {\n"
+	"\t\ttype filter hook input priority 0; policy accept;\n"
+	"\t\ttcp dport 7401 counter accept comment \"good\"\n"
+	"\t}\n"
+	"}\n";
+/* a syntax error on line 3 */
+static const char bad_rs[] =
+	"table inet tandem\n"
+	"delete table inet tandem\n"
+	"table inet tandem { chain input { type filter hook input priority 0; tcp dport sevenfourhundred accept; } }\n";
+/* valid syntax, but the last command fails in the kernel's transaction:
+ * the delete before it must not happen either */
+static const char half_rs[] =
+	"table inet tandem\n"
+	"delete table inet tandem\n"
+	"table inet tandem {\n"
+	"\tchain input {\n"
+	"\t\ttype filter hook input priority 0; policy accept;\n"
+	"\t\tcounter comment \"half\"\n"
+	"\t}\n"
+	"}\n"
+	"add rule inet tandem nosuchchain accept\n";
+
+static int nft_mode(const char *step)
+{
+	char err[1024];
+	int r;
+	if (strcmp(step, "good") == 0) {
+		CHECK(nft_validate(good_rs, err, sizeof(err)) == 0);
+		CHECK(nft_apply(good_rs, err, sizeof(err)) == 0);
+		CHECK(nft_apply(good_rs, err, sizeof(err)) == 0); /* again: idempotent */
+		CHECK(nft_validate("", err, sizeof(err)) == 0);
+		printf("store_check nft good: applied twice\n");
+		return 0;
+	}
+	const char *rs = strcmp(step, "bad") == 0 ? bad_rs : half_rs;
+	r = nft_validate(rs, err, sizeof(err));
+	printf("store_check nft %s: validate -> %d: %s\n", step, r, err);
+	CHECK(r == TND_EINVAL && err[0]);
+	if (rs == bad_rs)
+		CHECK(strstr(err, "syntax error") != NULL && strchr(err, '^') != NULL); /* nft points at it */
+	r = nft_apply(rs, err, sizeof(err));
+	printf("store_check nft %s: apply -> %d: %s\n", step, r, err);
+	CHECK(r == TND_EINVAL && err[0]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -131,6 +188,8 @@ int main(int argc, char **argv)
 	const char *mode = argv[1], *path = argv[2];
 	if (strcmp(mode, "api") == 0)
 		return api(path);
+	if (strcmp(mode, "nft") == 0)
+		return nft_mode(path);
 	char err[256];
 	struct store *st;
 	if (store_open(path, &st, err, sizeof(err)) != 0) {

@@ -8,6 +8,10 @@
 #    delay; after each kill the database must open, and hold exactly the
 #    document of its committed generation (byte for byte), never an older
 #    generation than before the kill.
+# 4. nftables (store_check nft, in namespace tl-cfgnft): a good ruleset is
+#    applied; one with a syntax error is refused with nft's message and a caret under the spot;
+#    one whose last command fails in the kernel changes nothing (the table
+#    of the good one is still there, unchanged).
 # 3. Full disk: in a private mount namespace (unshare -m) a 3 MiB tmpfs is
 #    filled by commits until one fails; the failure is an error (no space)
 #    and the previous generation is intact after reopening.
@@ -60,4 +64,17 @@ if command -v unshare >/dev/null; then
 else
 	echo "test_store: unshare missing: full-disk case skipped"
 fi
+# 4. The ruleset driver in a fresh network namespace.
+NS=tl-cfgnft
+ip netns del $NS 2>/dev/null || true
+ip netns add $NS
+trap 'ip netns del $NS 2>/dev/null || true; cleanup' EXIT
+ip netns exec $NS "$check" nft good
+before=$(ip netns exec $NS nft list table inet tandem)
+echo "$before" | grep -q '"good"' || { echo "test_store: good ruleset not in the kernel"; exit 1; }
+ip netns exec $NS "$check" nft bad
+ip netns exec $NS "$check" nft half
+after=$(ip netns exec $NS nft list table inet tandem)
+[ "$before" = "$after" ] || { echo "test_store: a refused ruleset changed the kernel:"; echo "$after"; exit 1; }
+echo "test_store: nft: a bad ruleset is refused with nft's message, a failing one changes nothing, a good one is applied"
 echo "test_store: ok"
