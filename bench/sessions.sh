@@ -687,11 +687,12 @@ for f in rss_gw1 hwm_gw1 rss_gw2 hwm_gw2; do
 done
 row "tandemd gw1: longest loop stall (ms)" stall_gw1 "$m" none
 row "tandemd gw2: longest loop stall (ms)" stall_gw2 "$m" none
-row "tandemd gw1: group 1 state changes (1 = none after its election)" flaps_gw1 "$m" none
+row "tandemd gw1: group 1 changes (1 = elected)" flaps_gw1 "$m" none
 echo
-echo "Bulk: gw2's daemon started with gw1 full and gw2's table empty, until gw2's kernel holds"
-echo "them all (conntrackd: resync request, external cache full, then commit). Lag: sampled every"
-echo "50 ms as now minus the creation time of the newest session gw2 holds (Tandem: gw2's kernel;"
-echo "conntrackd: its external cache, which reaches the kernel only on commit). e2e: Tandem only,"
-echo "per session, creation on gw1 to NEW event in gw2's kernel. Raw figures: $TSV"
-[ "$FAILED" = 0 ] || { echo "sessions: $FAILED figure(s) could not be measured" >&2; exit 1; }
+echo "Bulk: gw2's daemon started with gw1 full and gw2's table empty, until gw2's kernel holds them"
+echo "all (conntrackd: resync request (-n) until its external cache is full, then commit (-c))."
+echo "Stream lag (both): per session, from its creation on gw1 to the first 50 ms poll that finds it"
+echo "on gw2 (Tandem: gw2's kernel; conntrackd: its external cache, which reaches the kernel only on"
+echo "commit). e2e (Tandem only): per session, creation on gw1 to its NEW event in gw2's kernel."
+echo "Memory: VmRSS / VmHWM of each daemon after the largest bulk. Raw figures: $TSV"
+[ "$FAILED" = 0 ] || { echo "sessions: $FAILED problem(s), listed above with 'sessions:'" >&2; exit 1; }
