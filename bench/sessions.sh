@@ -635,6 +635,7 @@ conntrackd_phase() {
 
 # ---------------------------------------------------------------- run
 
+trap 'restore_sysctl' EXIT # until lab_up sets the lab's (bench_exit)
 raise_sysctl || exit 1
 T_START=$(now_ms)
 tandem_phase || bad "tandem phase stopped early"
