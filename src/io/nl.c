@@ -391,8 +391,13 @@ typedef int (*nl_msg_fn)(struct nl *nl, const struct nlmsghdr *nlh, void *data);
  * fuzz_netlink). Compare unsigned, and require progress. */
 static bool nl_msg_ok(const struct nlmsghdr *h, int left)
 {
+	/* libmnl finds the payload's end at MNL_ALIGN(nlmsg_len): an
+	 * unaligned length on the last message of a buffer would put that
+	 * end past the data (found by fuzz_netlink). The kernel pads every
+	 * message, so the aligned length must fit too. */
 	return left >= (int)sizeof(*h) && h->nlmsg_len >= sizeof(*h) &&
-	       h->nlmsg_len <= (uint32_t)left;
+	       h->nlmsg_len <= (uint32_t)left &&
+	       MNL_ALIGN(h->nlmsg_len) <= (uint32_t)left;
 }
 
 /* Read the reply to request `seq`: data messages go to fn; ends at the ack
