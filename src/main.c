@@ -318,6 +318,16 @@ static void sess_log(void *arg, enum ev_level level, const char *name, const cha
 	log_event_kv(level, name, kv);
 }
 
+static void on_sess_worker(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct daemon *d = arg;
+	mono_t now = loop_now();
+
+	sessions_on_worker(d->sess, now);
+	sess_follow(d, now);
+	rearm(d);
+}
+
 static void on_ct(struct loop *l, int fd, uint32_t events, void *arg)
 {
 	struct daemon *d = arg;
@@ -1087,7 +1097,8 @@ int main(int argc, char **argv)
 		d->sess = sessions_open(&sp, d->started, err, sizeof err);
 		if (!d->sess)
 			fatal("session sync: %s", err);
-		if (loop_add(d->loop, sessions_events_fd(d->sess), EPOLLIN, on_ct, d) != 0)
+		if (loop_add(d->loop, sessions_events_fd(d->sess), EPOLLIN, on_ct, d) != 0 ||
+		    loop_add(d->loop, sessions_worker_fd(d->sess), EPOLLIN, on_sess_worker, d) != 0)
 			fatal("event loop full");
 	}
 

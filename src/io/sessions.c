@@ -6,25 +6,52 @@
  * ctsync_local while this node is the session primary (a secondary ignores
  * its own kernel's events: its table is written by the primary).
  *
- * A bulk dump cannot be paused half-way through a netlink dump, so the
- * table is read into a compact transient buffer first and fed to the core
- * as its log has room (ctsync_bulk_room, CTS_ACT_DUMP_RESUME), at most
- * DUMP_FEED_PER_STEP records per step so the event loop stays responsive
- * with a million sessions. The buffer is freed when the bulk ends.
+ * Reading the kernel table (for a bulk on the primary, for the end-of-bulk
+ * sweep on a secondary) takes about a second per 100k sessions: done in the
+ * event loop it would stop the heartbeats for longer than the detection
+ * time and the node would be declared dead. So a worker thread with its
+ * own netlink handle reads the table into a compact buffer and signals an
+ * eventfd; the loop then feeds the records to the core as its log has room
+ * (ctsync_bulk_room, CTS_ACT_DUMP_RESUME), or deletes the stale ones of a
+ * sweep, at most FEED_PER_STEP per step. The worker touches nothing but its
+ * handle and its buffer; the core stays single-threaded.
  *
  * Sync barrier (SPEC section 1, planned failover): when the election core
  * releases a group to a target it asks for a barrier; staged records are
  * flushed, the log head is noted, and the barrier completes when the
  * target has acknowledged that head (or fails at once when the target is
  * gone). The core bounds the wait with its own timeout. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include "sessions.h"
 
-#define DUMP_FEED_PER_STEP 8192 /* records handed to the core per step */
-#define DUMP_REC_HDR 11         /* op, key_len, val_len, stable_hash */
+#define FEED_PER_STEP 8192 /* records handed to the core, or swept, per step */
+#define DUMP_REC_HDR 11    /* op, key_len, val_len, stable_hash */
+
+enum dump_kind { DK_NONE, DK_BULK, DK_SWEEP };
+
+/* A table read: records as DUMP_REC_HDR + key + val, back to back. */
+struct dumpbuf {
+	uint8_t *b;
+	size_t len, cap;
+	uint64_t recs;
+};
+
+struct worker {
+	pthread_t th;
+	bool running;
+	struct ct *ct; /* the worker's own netlink handle */
+	int efd;       /* written when the read is done */
+	enum dump_kind kind;
+	struct dumpbuf buf;
+	int rc;
+};
 
 struct barrier {
 	uint8_t group_id;
@@ -38,11 +65,13 @@ struct sessions {
 	struct ctsync *cs;
 	struct ctsync_actions *acts;
 	int primary; /* node followed, TND_NO_NODE when idle */
-	/* bulk dump */
-	bool dump_begin, dump_loaded;
-	uint8_t *dump;
-	size_t dump_len, dump_cap, dump_pos;
-	uint64_t dump_recs;
+	/* table reads and what is fed from them */
+	struct worker w;
+	enum dump_kind want;    /* a read asked for while one runs */
+	enum dump_kind feeding; /* what `feed` holds */
+	struct dumpbuf feed;
+	size_t pos;
+	uint64_t swept, sweep_seen;
 	/* barriers */
 	int n_barriers;
 	struct barrier barriers[TND_GROUPS_MAX];
@@ -66,12 +95,6 @@ static void s_log(struct sessions *s, enum ev_level lvl, const char *name,
 	s->p.hooks.log(s->p.hooks.arg, lvl, name, kv);
 }
 
-static bool keep_fresh(const struct ctrec *r, void *arg)
-{
-	struct sessions *s = arg;
-	return ctsync_fresh(s->cs, r->key, r->key_len);
-}
-
 static enum ev_level level_of(enum ctsync_level l)
 {
 	switch (l) {
@@ -83,14 +106,90 @@ static enum ev_level level_of(enum ctsync_level l)
 	return LVL_INFO;
 }
 
-/* Do what the core asked for; dumps are only noted here and run by
- * s_settle(), outside the loop over the action list. */
+static void buf_free(struct dumpbuf *b)
+{
+	free(b->b);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Worker thread side: only the worker's handle and buffer are touched. */
+static int buf_collect(const struct ctrec *r, void *arg)
+{
+	struct dumpbuf *d = arg;
+	size_t need = DUMP_REC_HDR + r->key_len + r->val_len;
+	if (d->cap - d->len < need) {
+		size_t cap = d->cap ? d->cap * 2 : 1 << 20;
+		uint8_t *b = realloc(d->b, cap);
+		if (!b)
+			return 1; /* stop: reported as a failed read */
+		d->b = b;
+		d->cap = cap;
+	}
+	uint8_t *p = d->b + d->len;
+	p[0] = r->op;
+	p[1] = r->key_len;
+	p[2] = r->val_len;
+	wire_put64(p + 3, r->stable_hash);
+	memcpy(p + DUMP_REC_HDR, r->key, r->key_len);
+	memcpy(p + DUMP_REC_HDR + r->key_len, r->val, r->val_len);
+	d->len += need;
+	d->recs++;
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t one = 1;
+	w->rc = ct_dump(w->ct, buf_collect, &w->buf);
+	if (write(w->efd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+		w->rc = TND_ESYS; /* cannot happen on an eventfd; be loud */
+	return NULL;
+}
+
+static void buf_rec(const struct dumpbuf *b, size_t pos, struct ctrec *r)
+{
+	const uint8_t *p = b->b + pos;
+	r->op = p[0];
+	r->key_len = p[1];
+	r->val_len = p[2];
+	r->stable_hash = wire_get64(p + 3);
+	memcpy(r->key, p + DUMP_REC_HDR, r->key_len);
+	memcpy(r->val, p + DUMP_REC_HDR + r->key_len, r->val_len);
+}
+
+static void s_perform(struct sessions *s, mono_t now);
+
+/* Start reading the table for `kind`, or note it for when the running
+ * read ends (the newest request wins: an older read is stale). */
+static void read_table(struct sessions *s, enum dump_kind kind, mono_t now)
+{
+	if (s->w.running) {
+		s->want = kind;
+		return;
+	}
+	buf_free(&s->w.buf);
+	s->w.kind = kind;
+	s->w.rc = 0;
+	int e = pthread_create(&s->w.th, NULL, worker_main, &s->w);
+	if (e != 0) {
+		s_log(s, LVL_ERROR, "sessions.dump", "error=\"cannot start the reader: %s\"",
+		      strerror(e));
+		if (kind == DK_BULK) {
+			ctsync_bulk_fail(s->cs, now, s->acts);
+			s_perform(s, now);
+		}
+		return;
+	}
+	s->w.running = true;
+}
+
+/* Do what the core asked for. */
 static void s_perform(struct sessions *s, mono_t now)
 {
 	struct ctsync_actions *out = s->acts;
 	for (int i = 0; i < out->n; i++) {
 		const struct ctsync_act *a = &out->a[i];
-		uint64_t deleted = 0;
 		switch (a->type) {
 		case CTS_ACT_SEND:
 			s->p.hooks.send(s->p.hooks.arg, a->u.send.to, a->u.send.link,
@@ -100,17 +199,16 @@ static void s_perform(struct sessions *s, mono_t now)
 			(void)ct_apply(s->ct, &a->u.apply); /* counted in ct_stats */
 			break;
 		case CTS_ACT_DUMP_BEGIN:
-			s->dump_begin = true;
+			if (s->feeding == DK_BULK) { /* a new bulk supersedes it */
+				buf_free(&s->feed);
+				s->feeding = DK_NONE;
+			}
+			read_table(s, DK_BULK, now);
 			break;
 		case CTS_ACT_DUMP_RESUME:
-			break; /* s_settle feeds whenever the core has room */
+			break; /* the feed goes on whenever the core has room */
 		case CTS_ACT_SWEEP:
-			if (ct_sweep(s->ct, keep_fresh, s, &deleted) < 0)
-				s_log(s, LVL_WARN, "sessions.sweep", "gen=%u error=failed",
-				      a->u.gen);
-			else
-				s_log(s, LVL_INFO, "sessions.sweep", "gen=%u deleted=%llu",
-				      a->u.gen, (unsigned long long)deleted);
+			read_table(s, DK_SWEEP, now);
 			break;
 		case CTS_ACT_EVENT:
 			s->p.hooks.log(s->p.hooks.arg, level_of(a->u.event.level),
@@ -121,108 +219,109 @@ static void s_perform(struct sessions *s, mono_t now)
 	if (out->n_dropped)
 		s_log(s, LVL_ERROR, "sessions.actions_dropped", "n=%d", out->n_dropped);
 	ctsync_actions_reset(out);
-	(void)now;
 }
 
-static int dump_collect(const struct ctrec *r, void *arg)
+/* Feed the read table to the core (bulk) or delete what is stale (sweep),
+ * a bounded number of records per step. */
+static void feed_step(struct sessions *s, mono_t now)
 {
-	struct sessions *s = arg;
-	size_t need = DUMP_REC_HDR + r->key_len + r->val_len;
-	if (s->dump_cap - s->dump_len < need) {
-		size_t cap = s->dump_cap ? s->dump_cap * 2 : 1 << 20;
-		uint8_t *b = realloc(s->dump, cap);
-		if (!b)
-			return 1; /* stop: reported as a failed dump below */
-		s->dump = b;
-		s->dump_cap = cap;
-	}
-	uint8_t *p = s->dump + s->dump_len;
-	p[0] = r->op;
-	p[1] = r->key_len;
-	p[2] = r->val_len;
-	wire_put64(p + 3, r->stable_hash);
-	memcpy(p + DUMP_REC_HDR, r->key, r->key_len);
-	memcpy(p + DUMP_REC_HDR + r->key_len, r->val, r->val_len);
-	s->dump_len += need;
-	s->dump_recs++;
-	return 0;
-}
-
-static void dump_free(struct sessions *s)
-{
-	free(s->dump);
-	s->dump = NULL;
-	s->dump_len = s->dump_cap = s->dump_pos = 0;
-	s->dump_recs = 0;
-	s->dump_loaded = false;
-}
-
-static void dump_load(struct sessions *s, mono_t now)
-{
-	dump_free(s);
-	int rc = ct_dump(s->ct, dump_collect, s);
-	if (rc != 0) {
-		dump_free(s);
-		s_log(s, LVL_WARN, "sessions.dump", "error=%s",
-		      rc > 0 ? "out_of_memory" : "netlink");
-		ctsync_bulk_fail(s->cs, now, s->acts);
-		s_perform(s, now);
-		return;
-	}
-	s->dump_loaded = true;
-	s_log(s, LVL_INFO, "sessions.dump", "entries=%llu bytes=%zu",
-	      (unsigned long long)s->dump_recs, s->dump_len);
-}
-
-/* Feed the loaded dump while the core has room. */
-static void dump_feed(struct sessions *s, mono_t now)
-{
-	int fed = 0;
-	while (s->dump_loaded && s->dump_pos < s->dump_len &&
-	       fed < DUMP_FEED_PER_STEP && ctsync_bulk_room(s->cs) > 0) {
-		const uint8_t *p = s->dump + s->dump_pos;
-		struct ctrec r;
-		r.op = p[0];
-		r.key_len = p[1];
-		r.val_len = p[2];
-		r.stable_hash = wire_get64(p + 3);
-		memcpy(r.key, p + DUMP_REC_HDR, r.key_len);
-		memcpy(r.val, p + DUMP_REC_HDR + r.key_len, r.val_len);
-		int rc = ctsync_bulk_rec(s->cs, &r, now, s->acts);
-		if (rc == TND_ENOSPC)
-			break; /* wait for room */
-		s->dump_pos += DUMP_REC_HDR + r.key_len + r.val_len;
-		fed++;
-		if (rc == TND_EREFUSED) { /* the core no longer wants it */
-			dump_free(s);
-			break;
+	int done = 0;
+	struct ctrec r;
+	while (s->feeding != DK_NONE && s->pos < s->feed.len && done < FEED_PER_STEP) {
+		buf_rec(&s->feed, s->pos, &r);
+		if (s->feeding == DK_BULK) {
+			int rc = ctsync_bulk_rec(s->cs, &r, now, s->acts);
+			if (rc == TND_ENOSPC)
+				break; /* not taken: wait for room */
+			if (rc == TND_EREFUSED) { /* the core no longer wants it */
+				buf_free(&s->feed);
+				s->feeding = DK_NONE;
+				break;
+			}
+			s->pos += DUMP_REC_HDR + r.key_len + r.val_len;
+			done++;
+			if (s->acts->n > CTS_ACTIONS_MAX / 2)
+				s_perform(s, now);
+			if (ctsync_bulk_room(s->cs) == 0)
+				break;
+			continue;
 		}
-		if (s->acts->n > CTS_ACTIONS_MAX / 2)
-			s_perform(s, now);
+		s->sweep_seen++;
+		if (!ctsync_fresh(s->cs, r.key, r.key_len)) {
+			r.op = CTREC_DELETE;
+			r.val_len = 0;
+			if (ct_apply(s->ct, &r) == 0)
+				s->swept++;
+		}
+		s->pos += DUMP_REC_HDR + r.key_len + r.val_len;
+		done++;
 	}
-	if (s->dump_loaded && s->dump_pos >= s->dump_len) {
-		dump_free(s);
-		ctsync_bulk_end(s->cs, now, s->acts);
+	if (s->feeding != DK_NONE && s->pos >= s->feed.len) {
+		if (s->feeding == DK_BULK) {
+			ctsync_bulk_end(s->cs, now, s->acts);
+		} else {
+			s_log(s, LVL_INFO, "sessions.sweep", "checked=%llu deleted=%llu",
+			      (unsigned long long)s->sweep_seen, (unsigned long long)s->swept);
+		}
+		buf_free(&s->feed);
+		s->feeding = DK_NONE;
 	}
 	s_perform(s, now);
 }
 
-/* After any call into the core: perform, then run dumps it asked for. */
+/* After any call into the core: perform, then go on feeding. */
 static void s_settle(struct sessions *s, mono_t now)
 {
 	s_perform(s, now);
-	if (s->dump_begin) {
-		s->dump_begin = false;
-		dump_load(s, now);
+	if (s->feeding != DK_NONE)
+		feed_step(s, now);
+}
+
+int sessions_worker_fd(const struct sessions *s)
+{
+	return s->w.efd;
+}
+
+void sessions_on_worker(struct sessions *s, mono_t now)
+{
+	uint64_t n;
+	if (read(s->w.efd, &n, sizeof(n)) != (ssize_t)sizeof(n) || !s->w.running)
+		return;
+	pthread_join(s->w.th, NULL);
+	s->w.running = false;
+	struct dumpbuf got = s->w.buf;
+	memset(&s->w.buf, 0, sizeof(s->w.buf));
+	enum dump_kind kind = s->w.kind;
+	int rc = s->w.rc;
+
+	if (s->want != DK_NONE) { /* asked again meanwhile: this read is stale */
+		enum dump_kind next = s->want;
+		s->want = DK_NONE;
+		buf_free(&got);
+		read_table(s, next, now);
+		return;
 	}
-	if (s->dump_loaded)
-		dump_feed(s, now);
-	if (s->dump_begin) { /* a new bulk was asked while feeding */
-		s->dump_begin = false;
-		dump_load(s, now);
-		if (s->dump_loaded)
-			dump_feed(s, now);
+	bool wanted = kind == DK_BULK ? s->primary == s->p.self
+				      : s->primary != s->p.self && s->primary != TND_NO_NODE;
+	if (rc != 0 || !wanted) {
+		if (rc != 0)
+			s_log(s, LVL_WARN, "sessions.dump", "kind=%s error=%s",
+			      kind == DK_BULK ? "bulk" : "sweep",
+			      rc > 0 ? "out_of_memory" : "netlink");
+		buf_free(&got);
+		if (kind == DK_BULK && wanted)
+			ctsync_bulk_fail(s->cs, now, s->acts);
+		s_perform(s, now);
+		return;
 	}
+	s_log(s, LVL_INFO, "sessions.dump", "kind=%s entries=%llu bytes=%zu",
+	      kind == DK_BULK ? "bulk" : "sweep", (unsigned long long)got.recs, got.len);
+	buf_free(&s->feed);
+	s->feed = got;
+	s->pos = 0;
+	s->feeding = kind;
+	s->swept = s->sweep_seen = 0;
+	feed_step(s, now);
 }
 
 struct sessions *sessions_open(const struct sessions_params *p, mono_t now,
@@ -235,9 +334,15 @@ struct sessions *sessions_open(const struct sessions_params *p, mono_t now,
 	}
 	s->p = *p;
 	s->primary = TND_NO_NODE;
+	s->w.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	s->acts = calloc(1, sizeof(*s->acts));
 	s->ct = ct_open();
-	if (!s->acts || !s->ct) {
+	s->w.ct = ct_open();
+	if (s->w.efd < 0) {
+		snprintf(err, err_len, "eventfd: %m");
+		goto fail;
+	}
+	if (!s->acts || !s->ct || !s->w.ct) {
 		snprintf(err, err_len, "cannot open conntrack netlink: %m");
 		goto fail;
 	}
@@ -268,10 +373,17 @@ void sessions_close(struct sessions *s)
 {
 	if (!s)
 		return;
-	dump_free(s);
+	if (s->w.running)
+		pthread_join(s->w.th, NULL); /* a read ends by itself */
+	buf_free(&s->w.buf);
+	buf_free(&s->feed);
 	ctsync_free(s->cs);
 	if (s->ct)
 		ct_close(s->ct);
+	if (s->w.ct)
+		ct_close(s->w.ct);
+	if (s->w.efd >= 0)
+		close(s->w.efd);
 	free(s->acts);
 	free(s);
 }
@@ -313,8 +425,10 @@ void sessions_set_primary(struct sessions *s, int node, mono_t now)
 	if (node == s->primary)
 		return;
 	s->primary = node;
-	if (node != s->p.self && s->dump_loaded)
-		dump_free(s); /* a bulk we no longer feed */
+	if (s->feeding != DK_NONE) { /* fed for a role we no longer have */
+		buf_free(&s->feed);
+		s->feeding = DK_NONE;
+	}
 	ctsync_set_role(s->cs, node, now, s->acts);
 	s_settle(s, now);
 }
@@ -342,8 +456,9 @@ void sessions_tick(struct sessions *s, mono_t now)
 mono_t sessions_next_wake(const struct sessions *s)
 {
 	mono_t t = ctsync_next_wake(s->cs);
-	if (s->dump_loaded && ctsync_bulk_room(s->cs) > 0)
-		t = 0; /* more of the dump to feed: as soon as possible */
+	if ((s->feeding == DK_BULK && ctsync_bulk_room(s->cs) > 0) ||
+	    s->feeding == DK_SWEEP)
+		t = 0; /* more to feed: as soon as possible */
 	return t;
 }
 

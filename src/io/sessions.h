@@ -37,6 +37,11 @@ void sessions_close(struct sessions *s);
 int sessions_events_fd(const struct sessions *s);
 void sessions_on_events(struct sessions *s, mono_t now);
 
+/* The eventfd of the table reader thread: call sessions_on_worker when
+ * readable. */
+int sessions_worker_fd(const struct sessions *s);
+void sessions_on_worker(struct sessions *s, mono_t now);
+
 /* The node primary of the session group (TND_NO_NODE when none). */
 void sessions_set_primary(struct sessions *s, int node, mono_t now);
 void sessions_peer(struct sessions *s, int node, bool alive, mono_t now);

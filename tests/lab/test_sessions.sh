@@ -25,6 +25,12 @@ check_udp_flows() {
 
 sessions_field() { lab_status "$1" 2>/dev/null | jq -r ".sessions.$2 | tostring"; }
 in_sync() { [ "$(sessions_field "$1" in_sync)" = true ]; }
+count_at_least() { [ "$(sessions_field "$1" count)" -ge "$2" ] 2>/dev/null; }
+# The failover must happen while the probe measures, not after it.
+event_inside() {
+	local label=$1 dur_ms=$2
+	lab_expect "$label event inside the measured run (ms)" "${LAB_PROBE_EVENT_MS:-999999}" -lt $((dur_ms - 1000))
+}
 
 lab_up 2 --strict-conntrack --snat --preempt false
 UNPLANNED_LIMIT_MS=$((LAB_DEAD_AFTER * LAB_HB_MS + 50))
@@ -37,8 +43,8 @@ lab_pass "gw2 in sync with gw1 (role $(sessions_field 2 role), source $(sessions
 
 echo "(a) planned failover to gw2: $TCP_N long-lived TCP connections and $UDP_FLOWS UDP flows through SNAT" >&2
 out=$LAB_DIR/a.json
-lab_probe_start "$out" --duration-ms 6000 "${LOAD[@]}"
-lab_wait_until 10 test "$(sessions_field 1 count)" -ge "$TCP_N" 2>/dev/null
+lab_probe_start "$out" --duration-ms 8000 "${LOAD[@]}"
+lab_wait_until 4 count_at_least 1 "$TCP_N"
 n1=$(sessions_field 1 count)
 lab_wait_until 10 in_sync 2
 n2=$(sessions_field 2 count)
@@ -51,6 +57,7 @@ lab_expect "(a) tandemctl failover exit code" "$?" -eq 0
 lab_expect "(a) holders of $VIP_WAN" "$(lab_vip_holders $VIP_WAN | xargs)" == gw2
 lab_probe_wait "$out"
 lab_check_probe "(a) planned" "$out" 50 new
+event_inside "(a)" 8000
 check_udp_flows "(a) planned" "$out"
 lab_expect "(a) barrier passed (not timed out)" \
 	"$(grep -c 'event=group.grant.*reason=barrier_ok' "$LAB_DIR/gw1.log")" -ge 1
@@ -60,13 +67,13 @@ lab_wait_until 10 in_sync 1 || lab_fail "gw1 never got back in sync from gw2"
 lab_pass "gw1 in sync with gw2 ($(sessions_field 1 count) sessions)"
 out=$LAB_DIR/b.json
 lab_probe_start "$out" --duration-ms 6000 "${LOAD[@]}"
-lab_wait_until 10 in_sync 1
-sleep 1
+lab_wait_until 3 in_sync 1
 lab_probe_mark
 lab_kill_node 2
 lab_wait_primary 1 gw1 5 >/dev/null || lab_fail "(b) gw1 did not take group 1"
 lab_probe_wait "$out"
 lab_check_probe "(b) unplanned" "$out" "$UNPLANNED_LIMIT_MS"
+event_inside "(b)" 6000
 check_udp_flows "(b) unplanned" "$out"
 
 echo "(c) control: the same planned failover with sessions.sync false loses the connections" >&2
