@@ -45,11 +45,13 @@
 #       creation time (CLOCK_REALTIME ms) in its conntrack mark; a listener
 #       on gw2's kernel NEW events computes now - mark for every session
 #       ("e2e" rows: p50/p99/max over all of them). It checks the polled
-#       method. conntrackd has no such rows: its sessions reach gw2's
-#       kernel only on commit.
+#       method (and costs Tandem's run some CPU). conntrackd has no such
+#       rows: its sessions reach gw2's kernel only on commit.
+#     The loader, both daemons and the poller share the machine's cores:
+#     when the loader falls short of a rate, compare the rows with the
+#     "created on gw1" row of each implementation in view.
 #  3. Memory: VmRSS and VmHWM (/proc/PID/status) of the daemon on gw1 and
 #     gw2 after the largest bulk sync.
-#
 #  4. Tandem's health during the run: the longest event-loop stall each
 #     tandemd logged (core.tilt) and how many state changes group 1 went
 #     through on gw1 (1 = its first election only). Tandem runs with the
@@ -66,8 +68,12 @@
 # kernels a namespace's nf_conntrack_max is read-only and bounded by the
 # initial namespace's, and the hash size is settable only there: both are
 # raised in the initial namespace for the run when too low, and restored
-# on exit.
-# Exits non-zero when a figure could not be measured.
+# on exit. tandemd and tandemctl are copied at the start, so a rebuild of
+# BUILD_DIR during the run does not mix versions; the table and the TSV
+# name the binary (version, SHA-256 prefix, git HEAD).
+# Exits non-zero when a figure could not be measured, when a stream's
+# sessions did not all reach gw2 in time, or when a tandemd did not exit
+# cleanly on SIGTERM.
 
 CTLOAD_C=$(cat <<'EOC'
 /* ctload - conntrack load for bench/sessions.sh (compiled by it):
