@@ -54,12 +54,13 @@
 #     gw2 after the largest bulk sync.
 #  4. Tandem's health during the run: the longest event-loop stall each
 #     tandemd logged (core.tilt) and how many state changes group 1 went
-#     through on gw1 (1 = its first election only). Tandem runs with the
-#     lab's timers (BENCH_SESSIONS_TIMERS, heartbeat_ms x dead_after,
-#     default 100x3): a stall longer than 300 ms during a bulk makes the
-#     secondary declare the primary lost and shows in these rows (and as a
-#     bulk that does not finish); a larger setting hides such a stall from
-#     the election to measure the sync alone.
+#     through on gw1 (1 = its first election only). Tandem runs with
+#     BENCH_SESSIONS_TIMERS (heartbeat_ms x dead_after), default 200x100:
+#     this bench measures the sync, and the failover bench measures the
+#     election at 100x3. At 100x3 the 1M fill and the 50k/s stream stall
+#     tandemd's loop for up to 1.2 s here (a known, open problem: see the
+#     health rows), the nodes declare each other lost and the 1M bulk does
+#     not finish; run with BENCH_SESSIONS_TIMERS=100x3 to see it.
 #
 # Settings (environment): BENCH_SESSIONS_MAX (default 1000000),
 # BENCH_SESSIONS_RATES, BENCH_SESSIONS_SECS, BENCH_SESSIONS_DRAIN_S,
@@ -279,7 +280,7 @@ SECS=${BENCH_SESSIONS_SECS:-10}
 DRAIN=${BENCH_SESSIONS_DRAIN_S:-20}
 SYNC_TO=${BENCH_SESSIONS_SYNC_TIMEOUT_S:-180}
 WITH_CTD=${BENCH_CONNTRACKD:-1}
-TIMERS=${BENCH_SESSIONS_TIMERS:-100x3}
+TIMERS=${BENCH_SESSIONS_TIMERS:-200x100}
 [[ "$TIMERS" =~ ^[0-9]+x[0-9]+$ ]] || { echo "sessions: BENCH_SESSIONS_TIMERS must be MSxN" >&2; exit 2; }
 SMALL=100000
 for v in "$MAX" "$SECS" "$DRAIN" "$SYNC_TO" $RATES; do
