@@ -147,15 +147,23 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void buf_rec(const struct dumpbuf *b, size_t pos, struct ctrec *r)
+/* Records were written by buf_collect from validated ctrecs; the bounds
+ * are checked anyway so a bookkeeping slip cannot read past the buffer. */
+static bool buf_rec(const struct dumpbuf *b, size_t pos, struct ctrec *r)
 {
+	if (b->len - pos < DUMP_REC_HDR)
+		return false;
 	const uint8_t *p = b->b + pos;
+	if (p[1] > CTREC_KEY_MAX || p[2] > CTREC_VAL_MAX ||
+	    b->len - pos - DUMP_REC_HDR < (size_t)p[1] + p[2])
+		return false;
 	r->op = p[0];
 	r->key_len = p[1];
 	r->val_len = p[2];
 	r->stable_hash = wire_get64(p + 3);
 	memcpy(r->key, p + DUMP_REC_HDR, r->key_len);
 	memcpy(r->val, p + DUMP_REC_HDR + r->key_len, r->val_len);
+	return true;
 }
 
 static void s_perform(struct sessions *s, mono_t now);
@@ -228,7 +236,12 @@ static void feed_step(struct sessions *s, mono_t now)
 	int done = 0;
 	struct ctrec r;
 	while (s->feeding != DK_NONE && s->pos < s->feed.len && done < FEED_PER_STEP) {
-		buf_rec(&s->feed, s->pos, &r);
+		if (!buf_rec(&s->feed, s->pos, &r)) {
+			s_log(s, LVL_ERROR, "sessions.feed", "error=\"corrupt table buffer at %zu\"", s->pos);
+			s->pos = s->feed.len;
+			break;
+		}
+		size_t size = DUMP_REC_HDR + r.key_len + r.val_len; /* before r changes */
 		if (s->feeding == DK_BULK) {
 			int rc = ctsync_bulk_rec(s->cs, &r, now, s->acts);
 			if (rc == TND_ENOSPC)
@@ -238,7 +251,7 @@ static void feed_step(struct sessions *s, mono_t now)
 				s->feeding = DK_NONE;
 				break;
 			}
-			s->pos += DUMP_REC_HDR + r.key_len + r.val_len;
+			s->pos += size;
 			done++;
 			if (s->acts->n > CTS_ACTIONS_MAX / 2)
 				s_perform(s, now);
@@ -253,7 +266,7 @@ static void feed_step(struct sessions *s, mono_t now)
 			if (ct_apply(s->ct, &r) == 0)
 				s->swept++;
 		}
-		s->pos += DUMP_REC_HDR + r.key_len + r.val_len;
+		s->pos += size;
 		done++;
 	}
 	if (s->feeding != DK_NONE && s->pos >= s->feed.len) {

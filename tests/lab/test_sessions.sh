@@ -41,6 +41,18 @@ lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "group 1 has no agreed primary 
 lab_wait_until 10 in_sync 2 || lab_fail "gw2 never reported its sessions in sync"
 lab_pass "gw2 in sync with gw1 (role $(sessions_field 2 role), source $(sessions_field 2 source))"
 
+echo "(0) a secondary's stale entry is swept by the bulk sync when it rejoins" >&2
+stale() { lab_nsexec gw2 conntrack -L -p tcp -s 192.0.2.99 -d 198.51.100.99 2>/dev/null | grep -c 'sport=1111'; }
+lab_nsexec gw2 conntrack -I -p tcp -s 192.0.2.99 -d 198.51.100.99 --sport 1111 --dport 2222 \
+	--state ESTABLISHED -u SEEN_REPLY -t 3600 >/dev/null 2>&1 || lab_fail "(0) conntrack -I in gw2"
+lab_expect "(0) planted stale entries in gw2" "$(stale)" -eq 1
+lab_stop_node 2
+lab_start_node 2
+lab_wait_until 10 in_sync 2 || lab_fail "(0) gw2 never got back in sync"
+lab_wait_until 3 test "$(stale)" -eq 0
+lab_expect "(0) stale entries left in gw2 after its bulk sync" "$(stale)" -eq 0
+lab_expect "(0) gw2 logged a sweep" "$(grep -c 'event=sessions.sweep' "$LAB_DIR/gw2.log")" -ge 1
+
 echo "(a) planned failover to gw2: $TCP_N long-lived TCP connections and $UDP_FLOWS UDP flows through SNAT" >&2
 out=$LAB_DIR/a.json
 lab_probe_start "$out" --duration-ms 8000 "${LOAD[@]}"
