@@ -265,55 +265,43 @@ static const char *dg_short(const uint8_t *dg, char buf[13])
 
 /* --- settings that cannot change in place ------------------------------- */
 
-static int refuse(char *why, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int refuse(char *why, size_t len, const char *fmt, ...)
-{
-	if (why && len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, len, fmt, ap);
-		va_end(ap);
-	}
-	return TND_EREFUSED;
-}
 
 int cfgsync_check_change(const struct tnd_conf *o, const struct tnd_conf *nw,
 			 const char *self_name, char *why, size_t why_len)
 {
 	if (self_name && conf_node_index(o, self_name) >= 0 &&
 	    conf_node_index(nw, self_name) < 0)
-		return refuse(why, why_len,
+		return tnd_refuse(why, why_len, TND_EREFUSED,
 			      "the change removes node %s, the node it was applied on; remove a node from another node",
 			      self_name);
 	if (o->cluster_id != nw->cluster_id)
-		return refuse(why, why_len,
+		return tnd_refuse(why, why_len, TND_EREFUSED,
 			      "cluster.id cannot change in place (%u -> %u): every node must restart with the new id",
 			      o->cluster_id, nw->cluster_id);
 	if (strcmp(o->cluster_name, nw->cluster_name) != 0)
-		return refuse(why, why_len,
+		return tnd_refuse(why, why_len, TND_EREFUSED,
 			      "cluster.name cannot change in place (%s -> %s)",
 			      o->cluster_name, nw->cluster_name);
 	if (o->port != nw->port)
-		return refuse(why, why_len,
+		return tnd_refuse(why, why_len, TND_EREFUSED,
 			      "cluster.port cannot change in place (%u -> %u): the control sockets are bound to it",
 			      o->port, nw->port);
 	if (strcmp(o->key_file, nw->key_file) != 0)
-		return refuse(why, why_len,
+		return tnd_refuse(why, why_len, TND_EREFUSED,
 			      "cluster.key_file cannot change in place: the traffic key is derived at start");
 	if (o->n_nodes != nw->n_nodes)
-		return refuse(why, why_len,
+		return tnd_refuse(why, why_len, TND_EREFUSED,
 			      "the node list cannot change in place (%d -> %d nodes): nodes are numbered by their position",
 			      o->n_nodes, nw->n_nodes);
 	for (int i = 0; i < o->n_nodes; i++) {
 		const struct tnd_node_conf *a = &o->nodes[i], *b = &nw->nodes[i];
 		if (strcmp(a->name, b->name) != 0)
-			return refuse(why, why_len,
+			return tnd_refuse(why, why_len, TND_EREFUSED,
 				      "the node list cannot change in place (node %d: %s -> %s)",
 				      i, a->name, b->name);
 		if (a->n_links != b->n_links ||
 		    memcmp(a->links, b->links, sizeof(a->links[0]) * (size_t)a->n_links) != 0)
-			return refuse(why, why_len,
+			return tnd_refuse(why, why_len, TND_EREFUSED,
 				      "the links of node %s cannot change in place: its sockets are bound to them",
 				      a->name);
 	}
@@ -353,10 +341,9 @@ static void emit(struct cfgsync_actions *out, enum cfgsync_level lvl,
 	if (!a)
 		return;
 	a->level = lvl;
-	snprintf(a->name, sizeof(a->name), "%s", name);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(a->kv, sizeof(a->kv), fmt, ap);
+	tnd_event_vfmt(a->name, sizeof(a->name), name, a->kv, sizeof(a->kv), fmt, ap);
 	va_end(ap);
 }
 
@@ -1222,14 +1209,14 @@ int cfgsync_propose(struct cfgsync *cs, uint32_t req, const uint8_t *blob,
 		return TND_EINVAL;
 	}
 	if (cs->coord == TND_NO_NODE)
-		return refuse(why, why_len,
+		return tnd_refuse(why, why_len, TND_EREFUSED,
 			      "no coordinator: group 0 has no primary now");
 	if (cs->n > 1 && !cs->heard_any && !(flags & CFGSYNC_FORCE))
-		return refuse(why, why_len,
+		return tnd_refuse(why, why_len, TND_EREFUSED,
 			      "this node has not heard any peer since it started, so its configuration may be stale; retry when a peer is up, or force");
 	if (is_coord(cs)) {
 		if (cs->u.state != US_NONE)
-			return refuse(why, why_len, "another change is in progress");
+			return tnd_refuse(why, why_len, TND_EREFUSED, "another change is in progress");
 		cs->u.state = US_FETCH;
 		cs->u.origin = cs->self;
 		cs->u.req = req;
@@ -1245,7 +1232,7 @@ int cfgsync_propose(struct cfgsync *cs, uint32_t req, const uint8_t *blob,
 		cs->u.len = len;
 	} else {
 		if (cs->mine.set)
-			return refuse(why, why_len, "another change from this node is in progress");
+			return tnd_refuse(why, why_len, TND_EREFUSED, "another change from this node is in progress");
 		uint8_t dg[CFGSYNC_DIGEST_LEN];
 		cfgsync_digest(blob, len, dg);
 		if (doc_set(&cs->mine.d, 0, 0, dg, blob, len) != 0)

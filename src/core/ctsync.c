@@ -223,10 +223,10 @@ static void emit(struct ctsync *cs, struct ctsync_actions *out,
 	if (!a)
 		return;
 	a->u.event.level = lvl;
-	snprintf(a->u.event.name, sizeof(a->u.event.name), "%s", name);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(a->u.event.kv, sizeof(a->u.event.kv), fmt, ap);
+	tnd_event_vfmt(a->u.event.name, sizeof(a->u.event.name), name,
+		       a->u.event.kv, sizeof(a->u.event.kv), fmt, ap);
 	va_end(ap);
 }
 

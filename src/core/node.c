@@ -212,10 +212,10 @@ static void emit(struct node *n, struct actions *out, enum ev_level lvl,
 	if (!a)
 		return;
 	a->u.event.level = lvl;
-	snprintf(a->u.event.name, sizeof(a->u.event.name), "%s", name);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(a->u.event.kv, sizeof(a->u.event.kv), fmt, ap);
+	tnd_event_vfmt(a->u.event.name, sizeof(a->u.event.name), name,
+		       a->u.event.kv, sizeof(a->u.event.kv), fmt, ap);
 	va_end(ap);
 }
 
@@ -1221,17 +1221,6 @@ static uint64_t new_version(struct node *n)
 	return (n->lamport << 8) | (uint64_t)(n->self + 1);
 }
 
-static int refuse(char *why, size_t len, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int refuse(char *why, size_t len, int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (why && len)
-		vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	return code;
-}
 
 /* Why node x cannot take group gi, or NULL. */
 static const char *cannot_take(const struct node *n, int gi, int x, char *buf,
@@ -1268,12 +1257,12 @@ int node_admin(struct node *n, const struct admin_req *req, mono_t now,
 	if (req->op == ADM_FAILOVER || req->op == ADM_FAILOVER_RESET) {
 		gi = conf_group_index(n->conf, req->group_id);
 		if (gi < 0)
-			return refuse(why, why_len, TND_ENOENT,
+			return tnd_refuse(why, why_len, TND_ENOENT,
 				      "no redundancy group %d", req->group_id);
 	}
 	if (req->target != TND_NO_NODE &&
 	    (req->target < 0 || req->target >= n->n_nodes))
-		return refuse(why, why_len, TND_ENOENT, "no such node");
+		return tnd_refuse(why, why_len, TND_ENOENT, "no such node");
 
 	switch (req->op) {
 	case ADM_FAILOVER: {
@@ -1282,13 +1271,13 @@ int node_admin(struct node *n, const struct admin_req *req, mono_t now,
 		if (to == TND_NO_NODE) {
 			to = best_candidate(n, gi, cur, true);
 			if (to < 0 || class_of(n, gi, to) != CLASS_OK)
-				return refuse(why, why_len, TND_EREFUSED,
+				return tnd_refuse(why, why_len, TND_EREFUSED,
 					      "group %d: no other node is eligible",
 					      req->group_id);
 		}
 		const char *no = cannot_take(n, gi, to, buf, sizeof(buf));
 		if (no)
-			return refuse(why, why_len, TND_EREFUSED,
+			return tnd_refuse(why, why_len, TND_EREFUSED,
 				      "group %d cannot move to %s: %s",
 				      req->group_id, node_name(n, to), no);
 		adopt_order(n, out, ORDER_MANUAL, req->group_id, to,
@@ -1315,7 +1304,7 @@ int node_admin(struct node *n, const struct admin_req *req, mono_t now,
 			moved++;
 		}
 		if (!moved)
-			return refuse(why, why_len, TND_EREFUSED,
+			return tnd_refuse(why, why_len, TND_EREFUSED,
 				      "this node is not eligible for any group");
 		break;
 	}
@@ -1334,7 +1323,7 @@ int node_admin(struct node *n, const struct admin_req *req, mono_t now,
 			moved++;
 		}
 		if (stuck && !moved)
-			return refuse(why, why_len, TND_EREFUSED,
+			return tnd_refuse(why, why_len, TND_EREFUSED,
 				      "no other node is eligible to take this node's groups");
 		break;
 	}

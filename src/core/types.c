@@ -1,4 +1,5 @@
 /* types.c - names of the project-wide error codes. */
+#include <stdio.h>
 #include "types.h"
 
 const char *tnd_strerror(int err)
@@ -18,4 +19,22 @@ const char *tnd_strerror(int err)
 	case TND_ETIMEDOUT: return "timed out";
 	}
 	return "unknown error";
+}
+
+void tnd_event_vfmt(char *name, size_t name_len, const char *ev_name,
+		    char *kv, size_t kv_len, const char *fmt, va_list ap)
+{
+	snprintf(name, name_len, "%s", ev_name);
+	vsnprintf(kv, kv_len, fmt, ap);
+}
+
+int tnd_refuse(char *why, size_t len, int code, const char *fmt, ...)
+{
+	if (why && len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, len, fmt, ap);
+		va_end(ap);
+	}
+	return code;
 }

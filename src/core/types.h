@@ -46,6 +46,16 @@ enum tnd_err {
 
 const char *tnd_strerror(int err);
 
+#include <stdarg.h>
+/* Shared by the core modules (node, ctsync, cfgsync), whose action lists
+ * differ but whose events and refusals are written the same way. */
+/* An event's name and key=value text, truncated to the buffers. */
+void tnd_event_vfmt(char *name, size_t name_len, const char *ev_name,
+		    char *kv, size_t kv_len, const char *fmt, va_list ap);
+/* Write the reason (when `why` is given) and return `code`. */
+int tnd_refuse(char *why, size_t len, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Address of a link or a virtual IP. */
 struct tnd_addr {
 	int family; /* AF_INET or AF_INET6 */
