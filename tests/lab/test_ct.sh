@@ -146,7 +146,10 @@ done
 nsx $C ping -c1 -W1 $SERVER >/dev/null || fail "client cannot reach the server through A"
 ok "client reaches $SERVER through A (SNAT $SNAT, tcp_loose=0 on both gateways)"
 
-nsx $S "$probe" server --bind $SERVER --port $PORT --duration-ms 300000 \
+# Not through nsx: a function run in the background is a subshell, whose
+# PID the cleanup would kill while the probe lived on. ip netns exec execs
+# the probe, so $! is the probe itself.
+ip netns exec $S "$probe" server --bind $SERVER --port $PORT --duration-ms 300000 \
 	>"$work/server.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do
@@ -173,7 +176,7 @@ flows() {
 # probe_run OUT DURATION_MS: long-lived connections from the client.
 probe_run() {
 	rm -f "$work/ready"
-	nsx $C "$probe" client --target $SERVER --port $PORT --duration-ms "$2" --udp-hz 0 \
+	ip netns exec $C "$probe" client --target $SERVER --port $PORT --duration-ms "$2" --udp-hz 0 \
 		--tcp "$NCONN" --tcp-interval-ms 100 --tcp-timeout-ms 3000 --json \
 		--ready-file "$work/ready" >"$1" 2>"$1.err" &
 	probe_pid=$!
