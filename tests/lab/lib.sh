@@ -493,6 +493,17 @@ lab_group_field() {
 }
 lab_group_state() { lab_group_field "$1" "$2" state; }
 lab_group_is() { [ "$(lab_group_state "$1" "$2")" = "$3" ]; }
+# lab_wait_ready NODE GROUP TIMEOUT_S: NODE has finished starting in GROUP
+# (it reports secondary or primary) and, three heartbeats later, its peers
+# have heard so and will accept it as a failover target.
+lab_wait_ready() {
+	lab_wait_until "$3" _lab_group_settled "$1" "$2" || return 1
+	sleep "$(awk -v ms="$LAB_HB_MS" 'BEGIN { printf "%.3f", 3 * ms / 1000 }')"
+}
+_lab_group_settled() {
+	case "$(lab_group_state "$1" "$2")" in primary|secondary) return 0 ;; esac
+	return 1
+}
 
 # lab_peer_state I NODE : NODE's state (alive/lost) as node I sees it.
 lab_peer_state() {

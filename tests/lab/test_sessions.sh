@@ -52,6 +52,7 @@ lab_wait_until 10 in_sync 2 || lab_fail "(0) gw2 never got back in sync"
 lab_wait_until 3 test "$(stale)" -eq 0
 lab_expect "(0) stale entries left in gw2 after its bulk sync" "$(stale)" -eq 0
 lab_expect "(0) gw2 logged a sweep" "$(grep -c 'event=sessions.sweep' "$LAB_DIR/gw2.log")" -ge 1
+lab_wait_ready 2 1 10 || lab_fail "(0) gw2 never finished starting in group 1"
 
 echo "(a) planned failover to gw2: $TCP_N long-lived TCP connections and $UDP_FLOWS UDP flows through SNAT" >&2
 out=$LAB_DIR/a.json
