@@ -21,8 +21,9 @@ struct ctl_client {
 	bool follow;  /* streaming events */
 	bool closing; /* drop once the output is flushed */
 	bool want_out;
-	char *in; /* CTL_REQ_MAX_BYTES */
-	size_t in_len;
+	uint32_t wait_token; /* a deferred answer is due (0: none) */
+	char *in; /* grows up to CTL_REQ_MAX_BYTES */
+	size_t in_len, in_cap;
 	char *out;
 	size_t out_len, out_cap;
 };
@@ -33,6 +34,7 @@ struct ctl {
 	struct loop *loop;
 	const struct tnd_conf *conf;
 	int self;
+	uint32_t serial; /* for deferred-answer tokens */
 	struct ctl_ops ops;
 	struct ctl_client cl[CTL_CLIENTS_MAX];
 };
@@ -301,7 +303,8 @@ static json_t *cmd_events(struct ctl *c, json_t *req, bool *follow)
 	return res;
 }
 
-static json_t *dispatch(struct ctl *c, json_t *req, bool *follow)
+static json_t *dispatch(struct ctl *c, json_t *req, bool *follow, uint32_t token,
+		       bool *deferred)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	struct admin_req ar = { .target = TND_NO_NODE };
@@ -333,6 +336,12 @@ static json_t *dispatch(struct ctl *c, json_t *req, bool *follow)
 		return cmd_maintenance(c, req);
 	if (strcmp(cmd, "events") == 0)
 		return cmd_events(c, req, follow);
+	if (strcmp(cmd, "config") == 0) {
+		if (!c->ops.config)
+			return err_json("failed", "configuration sync is not available");
+		json_t *res = c->ops.config(c->ops.arg, req, token, deferred);
+		return res || *deferred ? res : err_json("failed", "out of memory");
+	}
 	snprintf(msg, sizeof msg, "unknown command \"%.64s\"", cmd);
 	return err_json("usage", msg);
 }
@@ -342,7 +351,8 @@ static bool handle_line(struct ctl *c, struct ctl_client *cl, const char *line, 
 {
 	json_error_t jerr;
 	json_t *req, *res;
-	bool follow = false;
+	bool follow = false, deferred = false;
+	uint32_t token;
 
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
 		len--;
@@ -354,11 +364,20 @@ static bool handle_line(struct ctl *c, struct ctl_client *cl, const char *line, 
 		snprintf(msg, sizeof msg, "request is not valid JSON: %s", jerr.text);
 		return client_send_json(c, cl, err_json("usage", msg));
 	}
+	/* Token: the client's slot in the low byte, a serial above it, so an
+	 * answer for a client that left never reaches the slot's next user. */
+	token = (uint32_t)(cl - c->cl) | (++c->serial << 8);
+	if (token >> 8 == 0)
+		token = (uint32_t)(cl - c->cl) | (++c->serial << 8);
 	if (!json_is_object(req))
 		res = err_json("usage", "request must be a JSON object");
 	else
-		res = dispatch(c, req, &follow);
+		res = dispatch(c, req, &follow, token, &deferred);
 	json_decref(req);
+	if (deferred && !res) {
+		cl->wait_token = token;
+		return true;
+	}
 	if (!client_send_json(c, cl, res))
 		return false;
 	if (follow)
@@ -373,10 +392,12 @@ static bool process_input(struct ctl *c, struct ctl_client *cl)
 	for (size_t i = 0; i < cl->in_len; i++) {
 		if (cl->in[i] != '\n')
 			continue;
+		if (cl->wait_token)
+			break; /* the next request waits for this answer */
 		if (!cl->follow && !handle_line(c, cl, cl->in + start, i - start))
 			return false;
 		start = i + 1;
-		if (cl->closing)
+		if (cl->closing || cl->wait_token)
 			break;
 	}
 	memmove(cl->in, cl->in + start, cl->in_len - start);
@@ -384,7 +405,7 @@ static bool process_input(struct ctl *c, struct ctl_client *cl)
 	if (cl->in_len >= CTL_REQ_MAX_BYTES && !cl->closing) {
 		cl->closing = true;
 		cl->in_len = 0;
-		if (!client_send_json(c, cl, err_json("usage", "request longer than 64 KiB")))
+		if (!client_send_json(c, cl, err_json("usage", "request longer than 3 MiB")))
 			return false;
 		client_interest(c, cl);
 	}
@@ -410,7 +431,19 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *arg)
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || cl->closing)
 		return;
 	for (;;) {
-		ssize_t r = recv(fd, cl->in + cl->in_len, CTL_REQ_MAX_BYTES - cl->in_len, MSG_DONTWAIT);
+		if (cl->in_len == cl->in_cap && cl->in_cap < CTL_REQ_MAX_BYTES) {
+			size_t cap = cl->in_cap * 2 > CTL_REQ_MAX_BYTES ? CTL_REQ_MAX_BYTES : cl->in_cap * 2;
+			char *n = realloc(cl->in, cap);
+			if (!n) {
+				client_drop(c, cl);
+				return;
+			}
+			cl->in = n;
+			cl->in_cap = cap;
+		}
+		if (cl->wait_token && cl->in_len == cl->in_cap)
+			return; /* full and waiting: read more once answered */
+		ssize_t r = recv(fd, cl->in + cl->in_len, cl->in_cap - cl->in_len, MSG_DONTWAIT);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -422,8 +455,8 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *arg)
 		if (r == 0) {
 			/* Peer finished sending: answer a last request that had
 			 * no newline, then close once the answers are out. */
-			if (cl->in_len > 0 && !cl->follow && cl->in_len < CTL_REQ_MAX_BYTES &&
-			    !handle_line(c, cl, cl->in, cl->in_len))
+			if (cl->in_len > 0 && !cl->follow && !cl->wait_token &&
+			    cl->in_len < CTL_REQ_MAX_BYTES && !handle_line(c, cl, cl->in, cl->in_len))
 				return;
 			if (cl->follow) {
 				client_drop(c, cl);
@@ -431,7 +464,7 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *arg)
 			}
 			cl->closing = true;
 			cl->in_len = 0;
-			if (cl->out_len == 0)
+			if (cl->out_len == 0 && !cl->wait_token)
 				client_drop(c, cl);
 			else
 				client_interest(c, cl);
@@ -461,13 +494,15 @@ static void on_listen(struct loop *l, int fd, uint32_t events, void *arg)
 			if (c->cl[i].fd < 0)
 				cl = &c->cl[i];
 		if (cl) {
-			cl->in = malloc(CTL_REQ_MAX_BYTES);
+			cl->in_cap = 4096;
+			cl->in = malloc(cl->in_cap);
 			if (cl->in && loop_add(c->loop, cfd, EPOLLIN, on_client, c) == 0) {
 				cl->fd = cfd;
 				continue;
 			}
 			free(cl->in);
 			cl->in = NULL;
+			cl->in_cap = 0;
 		}
 		/* Best effort: tell the client why, then close. */
 		static const char busy[] =
@@ -476,6 +511,38 @@ static void on_listen(struct loop *l, int fd, uint32_t events, void *arg)
 		close(cfd);
 		log_event(LVL_WARN, "ctl.reject", "reason=too_many_clients max=%d", CTL_CLIENTS_MAX);
 	}
+}
+
+void ctl_reply(struct ctl *c, uint32_t token, json_t *res)
+{
+	struct ctl_client *cl;
+
+	if (!c || token == 0 || (token & 0xff) >= CTL_CLIENTS_MAX) {
+		json_decref(res);
+		return;
+	}
+	cl = &c->cl[token & 0xff];
+	if (cl->fd < 0 || cl->wait_token != token) {
+		json_decref(res);
+		return;
+	}
+	cl->wait_token = 0;
+	if (!client_send_json(c, cl, res))
+		return;
+	if (cl->closing) {
+		if (cl->out_len == 0)
+			client_drop(c, cl);
+		else
+			client_interest(c, cl);
+		return;
+	}
+	(void)process_input(c, cl); /* requests that queued behind it */
+}
+
+void ctl_set_conf(struct ctl *c, const struct tnd_conf *conf)
+{
+	if (c)
+		c->conf = conf;
 }
 
 void ctl_publish(struct ctl *c, const struct log_entry *e)

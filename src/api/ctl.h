@@ -9,6 +9,9 @@
  *   {"cmd":"activate"} / {"cmd":"deactivate"}
  *   {"cmd":"maintenance","on":BOOL,"node":"NAME"} "node" optional (self)
  *   {"cmd":"events","follow":BOOL,"limit":N}
+ *   {"cmd":"config","op":"status"|"show"|"apply",...}   see the daemon's
+ *       ctl_ops.config; "apply" is answered only when the cluster has
+ *       decided, so that client's later requests wait behind it
  *
  * answered by {"ok":true,...} or {"ok":false,"code":"refused"|"usage"|
  * "failed","error":"sentence"}. With "follow", every later event follows
@@ -26,7 +29,9 @@
 #include "../io/loop.h"
 
 #define CTL_CLIENTS_MAX 32
-#define CTL_REQ_MAX_BYTES (64 * 1024)
+/* A request carries at most a configuration document (CFGSYNC_DOC_MAX,
+ * 1 MiB) in JSON strings: escaping can double it. Buffers grow on demand. */
+#define CTL_REQ_MAX_BYTES (3 * 1024 * 1024)
 #define CTL_OUT_MAX_BYTES (4 * 1024 * 1024) /* queued output per client */
 #define CTL_EVENTS_DEFAULT LOG_RING_LEN
 
@@ -36,6 +41,9 @@ struct ctl_ops {
 	json_t *(*status)(void *arg);
 	/* node_admin() and perform its actions; returns its result. */
 	int (*admin)(void *arg, const struct admin_req *req, char *why, size_t why_len);
+	/* {"cmd":"config",...}: the answer (a new reference), or NULL with
+	 * *deferred set when it comes later through ctl_reply(token). */
+	json_t *(*config)(void *arg, json_t *req, uint32_t token, bool *deferred);
 	void *arg;
 };
 
@@ -48,6 +56,12 @@ struct ctl *ctl_open(const char *path, struct loop *loop, const struct tnd_conf 
 		     int self, const struct ctl_ops *ops, char *err, size_t err_len);
 /* Close every client, the socket, and remove the socket file. */
 void ctl_close(struct ctl *c);
+/* The deferred answer to the request `token` (ctl_ops.config). A client
+ * that went away meanwhile is not an error: the answer is dropped. Takes
+ * the reference to `res`. */
+void ctl_reply(struct ctl *c, uint32_t token, json_t *res);
+/* The configuration changed in place (node names stay the same). */
+void ctl_set_conf(struct ctl *c, const struct tnd_conf *conf);
 /* Stream one event to every following client. */
 void ctl_publish(struct ctl *c, const struct log_entry *e);
 

@@ -2,10 +2,10 @@
  *
  * Times are relative ("since_s", "last_rx_ms_ago") because the core only
  * knows monotonic time, which means nothing to a reader on another host.
- * Sections for features that do not exist yet (configuration sync,
- * session sync, in-service upgrade) carry the fields the SPEC names with
- * the values that are true of this version, plus an explicit
- * "not-implemented" marker so no consumer mistakes them for measurements. */
+ * The upgrade section, for a feature that does not exist yet, carries the
+ * fields the SPEC names with the values that are true of this version,
+ * plus an explicit "not-implemented" marker so no consumer mistakes them
+ * for measurements. */
 #include "status.h"
 
 #include <stdio.h>
@@ -167,6 +167,68 @@ static json_t *sessions_json(const struct status_ctx *c, mono_t now)
 }
 
 
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char dig[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = dig[b[i] >> 4];
+		out[2 * i + 1] = dig[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+json_t *status_config_json(const struct status_ctx *c, bool detail)
+{
+	struct cfgsync_report *r;
+	json_t *o, *nodes;
+	bool all = true;
+	char dg[2 * CFGSYNC_DIGEST_LEN + 1];
+
+	if (!c->cfg)
+		return json_pack("{s:s}", "sync", "off");
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	cfgsync_report(c->cfg, r);
+	nodes = json_array();
+	for (int i = 0; i < r->n_nodes && i < c->conf->n_nodes; i++) {
+		const struct cfgsync_node_report *nr = &r->nodes[i];
+		/* A node that is down is not counted against "in sync": it
+		 * catches up when it returns, and status shows it lost. */
+		if (nr->alive || i == c->self)
+			all &= nr->known && nr->in_sync;
+		if (!detail)
+			continue;
+		hex(nr->committed_digest, CFGSYNC_DIGEST_LEN, dg);
+		json_array_append_new(nodes, json_pack("{s:s,s:b,s:b,s:b,s:I,s:I,s:I,s:s,s:b,s:o}",
+			"node", c->conf->nodes[i].name, "self", i == c->self, "alive", nr->alive || i == c->self,
+			"known", nr->known, "committed", (json_int_t)nr->committed_gen,
+			"pending", (json_int_t)nr->pending_gen, "applied", (json_int_t)nr->applied_gen,
+			"digest", nr->known ? dg : "", "in_sync", nr->known && nr->in_sync,
+			"error", nr->apply_ok || !nr->apply_err[0] ? json_null() : json_string(nr->apply_err)));
+	}
+	const struct cfgsync_node_report *me = &r->nodes[c->self];
+	o = json_pack("{s:I,s:b,s:I,s:I,s:I,s:o,s:b,s:b,s:I}",
+		      "generation", (json_int_t)r->cluster_gen, "in_sync", all,
+		      "committed", (json_int_t)me->committed_gen, "applied", (json_int_t)me->applied_gen,
+		      "pending", (json_int_t)me->pending_gen,
+		      "coordinator", r->coordinator >= 0 && r->coordinator < c->conf->n_nodes ?
+		      json_string(c->conf->nodes[r->coordinator].name) : json_null(),
+		      "settled", r->settled, "busy", r->busy, "busy_generation", (json_int_t)r->busy_gen);
+	if (o && !me->apply_ok && me->apply_err[0])
+		json_object_set_new(o, "error", json_string(me->apply_err));
+	if (o && detail) {
+		json_object_set_new(o, "nodes", nodes);
+		json_object_set_new(o, "counters", json_pack("{s:I,s:I,s:I}", "rx", (json_int_t)r->rx_ok,
+			"rx_bad", (json_int_t)r->rx_bad, "tx", (json_int_t)r->tx));
+	} else {
+		json_decref(nodes);
+	}
+	free(r);
+	return o;
+}
+
 json_t *status_json(const struct status_ctx *c, mono_t now)
 {
 	struct node_status *st = calloc(1, sizeof *st);
@@ -218,12 +280,7 @@ json_t *status_json(const struct status_ctx *c, mono_t now)
 	}
 	json_object_set_new(o, "counters", ctr);
 
-	/* Not implemented in this version: see the file comment. The
-	 * configuration is the file this daemon loaded (generation 1) and no
-	 * peer can hold another one, hence in_sync; no session is synced. */
-	json_object_set_new(o, "config", json_pack("{s:i,s:b,s:s,s:s}", "generation", 1,
-						   "in_sync", 1, "source", c->conf->source,
-						   "sync", "not-implemented"));
+	json_object_set_new(o, "config", status_config_json(c, false));
 	json_object_set_new(o, "sessions", sessions_json(c, now));
 	json_object_set_new(o, "upgrade", json_pack("{s:s,s:s}", "state", "idle",
 						    "issu", "not-implemented"));

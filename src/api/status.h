@@ -11,6 +11,7 @@
 #include "../core/node.h"
 #include "../io/nl.h"
 #include "../io/sessions.h"
+#include "../core/cfgsync.h"
 
 /* Counters of the daemon's drivers (the core counts what reaches it). */
 struct status_drv_counters {
@@ -33,9 +34,14 @@ struct status_ctx {
 	const struct nl_stats *nl; /* NULL = not shown */
 	const struct sessions *sess; /* NULL: sessions.sync is off */
 	int sess_group;              /* group id whose primary feeds sessions */
+	const struct cfgsync *cfg;   /* configuration sync */
 };
 
 /* A new JSON object (caller owns it), or NULL when out of memory. */
 json_t *status_json(const struct status_ctx *c, mono_t now);
+/* The configuration sync report: with `detail`, `tandemctl config status`
+ * (every node's committed/pending/applied generation), else the summary
+ * of `status` (generation, in_sync, this node's generations). */
+json_t *status_config_json(const struct status_ctx *c, bool detail);
 
 #endif
