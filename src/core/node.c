@@ -29,7 +29,18 @@
  * applied from that sender refreshes liveness but not state.
  *
  * After a stall (the driver did not run us for half a dead interval) we
- * observe again before acting, as Redis Sentinel's TILT mode does. */
+ * observe again before acting, as Redis Sentinel's TILT mode does.
+ *
+ * Reconfiguration (node_reconfigure, for configuration sync) happens in
+ * place: per-group state lives in arrays indexed like conf->groups, so a
+ * new configuration remaps every one of them by group id; a group that is
+ * new observes as at start-up. The nodes of a cluster apply a committed
+ * configuration a few moments apart, so for a while peers run the previous
+ * one: records for groups we do not have are ignored, a peer's view of a
+ * group it no longer advertises is kept (so it cannot look vacant for the
+ * instant before we drop it too), and each heartbeat carries the sender's
+ * heartbeat interval so that a peer that slowed down first is not taken for
+ * lost by a node still expecting the faster rate. */
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,7 +61,11 @@ enum {
 	HB_LINK = 6,     /* u8: link index the sender used */
 	HB_GROUPS = 7,   /* u8 record size, then GREC_LEN-byte records */
 	HB_ORDERS = 8,   /* u8 record size, then OREC_LEN-byte records */
+	HB_TIMING = 9,   /* u32: the sender's heartbeat_ms */
 };
+/* The largest heartbeat interval a peer may announce; conf.c allows
+ * 10..10000 ms. A larger value is a malformed message. */
+#define HB_PEER_MS_MAX 60000u
 enum { HBF_SHUTDOWN = 1 };
 /* Group record: id, state, class, epoch (8), primary, handoff_to, flags
  * (GRF_*). The granted epoch is not sent: it is next_epoch(epoch,
@@ -63,8 +78,9 @@ enum { GRF_HELD = 1 }; /* handoff announced, grant held for a barrier */
 enum { ORDER_MANUAL = 1, ORDER_MAINT = 2 };
 #define WIRE_NONE 0xff
 /* Fixed part: version (4+TND_VERSION_MAX), proto (4+2), flags (4+1),
- * link (4+1), the two record arrays' TLV headers and size bytes (2*5). */
-#define HB_FIXED_MAX (4 + TND_VERSION_MAX + 6 + 5 + 5 + 10)
+ * link (4+1), timing (4+4), the two record arrays' TLV headers and size
+ * bytes (2*5). */
+#define HB_FIXED_MAX (4 + TND_VERSION_MAX + 6 + 5 + 5 + 8 + 10)
 _Static_assert(HB_FIXED_MAX + TND_GROUPS_MAX * GREC_LEN +
 		       (TND_GROUPS_MAX + TND_NODES_MAX) * OREC_LEN <=
 		       WIRE_BODY_MAX,
@@ -101,6 +117,7 @@ struct peer {
 	char version[TND_VERSION_MAX];
 	uint8_t proto_min, proto_max;
 	bool shutdown;
+	uint32_t hb_ms; /* its heartbeat interval; 0 = not announced */
 	struct pgroup g[TND_GROUPS_MAX]; /* indexed like conf->groups */
 };
 
@@ -113,6 +130,11 @@ struct group {
 	const struct tnd_group_conf *gc;
 	enum gstate state;
 	mono_t since;
+	mono_t observe_until; /* G_INIT lasts until then (start or added) */
+	/* Monitors newly named by a reconfiguration (bit i: gc->monitors[i]):
+	 * until reported, or until node.iface_grace_until, they do not count
+	 * against eligibility. */
+	uint32_t fresh_monitors;
 	uint64_t epoch;
 	int primary;
 	mono_t vacant_since; /* MONO_NEVER when not vacant */
@@ -138,6 +160,7 @@ struct hb_msg {
 	char version[TND_VERSION_MAX];
 	uint8_t proto_min, proto_max;
 	uint8_t flags;
+	uint32_t hb_ms; /* 0: not sent (an older sender) */
 	int n_groups;
 	struct {
 		uint8_t id;
@@ -157,7 +180,8 @@ struct node {
 	uint64_t incarnation, seq, rng, lamport;
 	char version[TND_VERSION_MAX];
 	uint8_t proto_min, proto_max;
-	mono_t hb, dead, started, observe_until, last_step, hb_next;
+	mono_t hb, dead, started, last_step, hb_next;
+	mono_t iface_grace_until; /* see group.fresh_monitors */
 	bool hb_now, shutdown, tilt;
 	bool sync_gate, synced;
 	uint8_t sync_group_id;
@@ -238,14 +262,25 @@ static mono_t mono_min(mono_t a, mono_t b)
 	return a < b ? a : b;
 }
 
+/* Silence after which a link to peer x is down: dead_after of our
+ * intervals, or of the peer's when it announced a longer one (during a
+ * reconfiguration the peers switch intervals a few moments apart, and one
+ * that slowed down first is not lost). */
+static mono_t peer_dead(const struct node *n, int x)
+{
+	mono_t d = MS_TO_MONO(n->peers[x].hb_ms) * (mono_t)n->conf->dead_after;
+	return d > n->dead ? d : n->dead;
+}
+
 /* --- eligibility and ranking -------------------------------------------- */
 
-static bool iface_up(const struct node *n, const char *name)
+/* 1 up, 0 down, -1 never reported. */
+static int iface_state(const struct node *n, const char *name)
 {
 	for (int i = 0; i < n->n_ifaces; i++)
 		if (strcmp(n->ifaces[i].name, name) == 0)
 			return n->ifaces[i].up;
-	return false; /* never reported: it does not exist */
+	return -1;
 }
 
 static int alive_count(const struct node *n)
@@ -295,7 +330,15 @@ static int self_class_why(const struct node *n, const struct group *g,
 		return CLASS_NEVER;
 	}
 	for (int i = 0; i < gc->n_monitors; i++) {
-		if (!iface_up(n, gc->monitors[i])) {
+		int up = iface_state(n, gc->monitors[i]);
+		/* A monitor that a reconfiguration just named is judged once the
+		 * driver has reported it: the driver reports them one by one,
+		 * and judging the group before the last one is in would move it
+		 * for nothing. Never reported after that: it does not exist. */
+		if (up < 0 && ((g->fresh_monitors >> i) & 1) &&
+		    n->last_step < n->iface_grace_until)
+			continue;
+		if (up <= 0) {
 			snprintf(why, len, "monitored interface %s down",
 				 gc->monitors[i]);
 			return CLASS_LAST_RESORT;
@@ -512,7 +555,7 @@ static void check_links(struct node *n, struct actions *out, mono_t now)
 		struct peer *p = &n->peers[x];
 		bool any = false;
 		for (int l = 0; l < n->n_links; l++) {
-			bool up = p->link_rx_n[l] && now - p->link_rx[l] < n->dead;
+			bool up = p->link_rx_n[l] && now - p->link_rx[l] < peer_dead(n, x);
 			if (up != p->link_up[l] && p->ever) {
 				emit(n, out, up ? LVL_INFO : LVL_WARN, "link.state",
 				     "peer=%s link=%d to=%s", node_name(n, x), l,
@@ -571,6 +614,7 @@ static void send_heartbeat(struct node *n, struct actions *out, int to,
 	tlvw_put(&w, HB_PROTO, proto, 2);
 	tlvw_u8(&w, HB_FLAGS, n->shutdown ? HBF_SHUTDOWN : 0);
 	tlvw_u8(&w, HB_LINK, (uint8_t)link);
+	tlvw_u32(&w, HB_TIMING, n->conf->heartbeat_ms);
 	uint8_t rec[1 + (TND_GROUPS_MAX + TND_NODES_MAX) * OREC_LEN], *p;
 	p = rec;
 	*p++ = GREC_LEN;
@@ -713,6 +757,11 @@ static int decode_heartbeat(const struct node *n, const uint8_t *body,
 			m->proto_max = t.val[1];
 			break;
 		case HB_FLAGS: rc = tlv_u8(&t, &m->flags); break;
+		case HB_TIMING:
+			rc = tlv_u32(&t, &m->hb_ms);
+			if (rc == 0 && (m->hb_ms == 0 || m->hb_ms > HB_PEER_MS_MAX))
+				return TND_EINVAL;
+			break;
 		case HB_GROUPS: rc = decode_groups(n, &t, m); break;
 		case HB_ORDERS: rc = decode_orders(&t, m); break;
 		default: rc = 0; break;
@@ -791,6 +840,8 @@ static void apply_heartbeat(struct node *n, struct actions *out, int x,
 	p->proto_min = m->proto_min;
 	p->proto_max = m->proto_max;
 	p->shutdown = m->flags & HBF_SHUTDOWN;
+	if (m->hb_ms)
+		p->hb_ms = m->hb_ms;
 
 	for (int i = 0; i < m->n_orders; i++) {
 		int v = m->o[i].value == WIRE_NONE ? TND_NO_NODE : m->o[i].value;
@@ -1041,7 +1092,7 @@ static void evaluate(struct node *n, struct actions *out, mono_t now)
 	for (int gi = 0; gi < n->conf->n_groups; gi++) {
 		struct group *g = &n->groups[gi];
 		if (g->state == G_INIT) {
-			if (now < n->observe_until)
+			if (now < g->observe_until)
 				continue;
 			group_set_state(n, out, gi, secondary_state(n, gi),
 					"observed");
@@ -1054,6 +1105,36 @@ static void evaluate(struct node *n, struct actions *out, mono_t now)
 }
 
 /* --- public ------------------------------------------------------------------ */
+
+/* Group slot gi as at start-up: observing until a dead interval and a
+ * heartbeat have passed, no order, and every peer's view "not heard yet"
+ * (following nobody, so a peer that never advertises the group - it runs a
+ * configuration without it - does not make it look served). */
+static void group_init(struct node *n, int gi, const struct tnd_group_conf *gc,
+		       mono_t now)
+{
+	struct group *g = &n->groups[gi];
+	memset(g, 0, sizeof(*g));
+	g->gc = gc;
+	g->state = G_INIT;
+	g->since = now;
+	g->observe_until = now + n->dead + n->hb;
+	g->primary = TND_NO_NODE;
+	g->vacant_since = MONO_NEVER;
+	g->elect_at = MONO_NEVER;
+	g->handoff_to = TND_NO_NODE;
+	g->better = TND_NO_NODE;
+	n->manual[gi].value = TND_NO_NODE;
+	n->manual[gi].ver = 0;
+	for (int x = 0; x < n->n_nodes; x++) {
+		struct pgroup *v = &n->peers[x].g[gi];
+		memset(v, 0, sizeof(*v));
+		v->state = G_INIT;
+		v->klass = CLASS_NEVER;
+		v->primary = TND_NO_NODE;
+		v->handoff_to = TND_NO_NODE;
+	}
+}
 
 struct node *node_new(const struct node_params *p, mono_t now)
 {
@@ -1079,26 +1160,12 @@ struct node *node_new(const struct node_params *p, mono_t now)
 	n->dead = n->hb * (mono_t)c->dead_after;
 	n->started = now;
 	n->last_step = now;
-	n->observe_until = now + n->dead + n->hb;
 	n->hb_next = now;
 	n->sync_gate = p->sync_gate;
 	n->sync_group_id = p->sync_group_id;
 	n->barrier_timeout = MS_TO_MONO(p->barrier_timeout_ms ? p->barrier_timeout_ms : 1000);
-	for (int x = 0; x < n->n_nodes; x++)
-		for (int gi = 0; gi < c->n_groups; gi++)
-			n->peers[x].g[gi].handoff_to = TND_NO_NODE;
-	for (int gi = 0; gi < c->n_groups; gi++) {
-		struct group *g = &n->groups[gi];
-		g->gc = &c->groups[gi];
-		g->state = G_INIT;
-		g->since = now;
-		g->primary = TND_NO_NODE;
-		g->vacant_since = MONO_NEVER;
-		g->elect_at = MONO_NEVER;
-		g->handoff_to = TND_NO_NODE;
-		g->better = TND_NO_NODE;
-		n->manual[gi].value = TND_NO_NODE;
-	}
+	for (int gi = 0; gi < c->n_groups; gi++)
+		group_init(n, gi, &c->groups[gi], now);
 	return n;
 }
 
@@ -1191,8 +1258,10 @@ int node_step(struct node *n, const struct ev *ev, mono_t now,
 mono_t node_next_wake(const struct node *n)
 {
 	mono_t t = n->hb_next;
-	if (n->observe_until > n->last_step)
-		t = mono_min(t, n->observe_until);
+	if (n->hb_now)
+		t = n->last_step; /* reconfigured: evaluate and announce at once */
+	if (n->iface_grace_until > n->last_step)
+		t = mono_min(t, n->iface_grace_until);
 	if (n->tilt)
 		t = mono_min(t, n->tilt_until);
 	for (int x = 0; x < n->n_nodes; x++) {
@@ -1200,10 +1269,12 @@ mono_t node_next_wake(const struct node *n)
 			continue;
 		for (int l = 0; l < n->n_links; l++)
 			if (n->peers[x].link_up[l])
-				t = mono_min(t, n->peers[x].link_rx[l] + n->dead);
+				t = mono_min(t, n->peers[x].link_rx[l] + peer_dead(n, x));
 	}
 	for (int gi = 0; gi < n->conf->n_groups; gi++) {
 		const struct group *g = &n->groups[gi];
+		if (g->state == G_INIT && g->observe_until > n->last_step)
+			t = mono_min(t, g->observe_until);
 		t = mono_min(t, g->elect_at);
 		if (g->handoff_to != TND_NO_NODE)
 			t = mono_min(t, g->grant_held ? g->grant_hold_until
@@ -1213,6 +1284,142 @@ mono_t node_next_wake(const struct node *n)
 					    MS_TO_MONO(g->gc->preempt_delay_s * 1000LL));
 	}
 	return t;
+}
+
+/* The node list as far as this core depends on it: count, names, order,
+ * links per node (arrays are indexed by node and link). */
+static bool same_nodes(const struct node *n, const struct tnd_conf *c)
+{
+	if (c->n_nodes != n->n_nodes)
+		return false;
+	for (int i = 0; i < c->n_nodes; i++)
+		if (strcmp(c->nodes[i].name, n->conf->nodes[i].name) != 0 ||
+		    c->nodes[i].n_links != n->conf->nodes[i].n_links)
+			return false;
+	return true;
+}
+
+static int monitor_index(const struct tnd_group_conf *gc, const char *name)
+{
+	for (int i = 0; i < gc->n_monitors; i++)
+		if (strcmp(gc->monitors[i], name) == 0)
+			return i;
+	return -1;
+}
+
+int node_reconfigure(struct node *n, const struct tnd_conf *conf,
+		     bool sync_gate, uint8_t sync_group_id, mono_t now,
+		     struct actions *out)
+{
+	if (!n || !conf || !same_nodes(n, conf) || conf->n_groups < 1 ||
+	    conf->n_groups > TND_GROUPS_MAX || conf->heartbeat_ms == 0 ||
+	    conf->dead_after == 0)
+		return TND_EINVAL;
+	for (int i = 0; i < conf->n_groups; i++)
+		for (int k = 0; k < i; k++)
+			if (conf->groups[k].id == conf->groups[i].id)
+				return TND_EINVAL; /* groups are matched by id */
+	if (now < n->last_step)
+		now = n->last_step;
+	tilt_check(n, out, now); /* judged with the old intervals */
+	n->last_step = now;
+
+	/* Where each new group's state comes from (old index, or -1: new),
+	 * read while n->conf is still the old configuration. */
+	const struct tnd_conf *old = n->conf;
+	int from[TND_GROUPS_MAX];
+	bool kept[TND_GROUPS_MAX] = { false };
+	int added = 0, removed = 0;
+	for (int gi = 0; gi < conf->n_groups; gi++) {
+		from[gi] = conf_group_index(old, conf->groups[gi].id);
+		if (from[gi] >= 0)
+			kept[from[gi]] = true;
+		else
+			added++;
+	}
+	/* A dropped group's VIPs are the driver's to reconcile: an ACT_VIPS
+	 * names a group of the current configuration, and this one is gone. */
+	for (int oi = 0; oi < old->n_groups; oi++) {
+		if (kept[oi])
+			continue;
+		removed++;
+		bool was = n->groups[oi].state == G_PRIMARY;
+		emit(n, out, was ? LVL_WARN : LVL_INFO, "group.removed",
+		     "group=%u was_primary=%s", old->groups[oi].id,
+		     was ? "true" : "false");
+	}
+
+	bool fresh_any = false;
+	bool grace = now < n->iface_grace_until;
+	static const struct group zero_group;
+	struct group og[TND_GROUPS_MAX];
+	struct order om[TND_GROUPS_MAX];
+	memcpy(og, n->groups, sizeof(og));
+	memcpy(om, n->manual, sizeof(om));
+	for (int gi = 0; gi < TND_GROUPS_MAX; gi++) {
+		n->groups[gi] = zero_group; /* no pointer into the old conf */
+		n->manual[gi] = (struct order){ .value = TND_NO_NODE };
+	}
+	for (int x = 0; x < n->n_nodes; x++) {
+		struct pgroup opg[TND_GROUPS_MAX];
+		memcpy(opg, n->peers[x].g, sizeof(opg));
+		memset(n->peers[x].g, 0, sizeof(n->peers[x].g));
+		for (int gi = 0; gi < conf->n_groups; gi++)
+			if (from[gi] >= 0)
+				n->peers[x].g[gi] = opg[from[gi]];
+	}
+	for (int gi = 0; gi < conf->n_groups; gi++) {
+		if (from[gi] < 0)
+			continue;
+		const struct tnd_group_conf *ngc = &conf->groups[gi];
+		const struct group *o = &og[from[gi]];
+		struct group *g = &n->groups[gi];
+		*g = *o;
+		g->gc = ngc;
+		g->fresh_monitors = 0;
+		for (int i = 0; i < ngc->n_monitors; i++) {
+			int j = monitor_index(o->gc, ngc->monitors[i]);
+			if (j < 0)
+				fresh_any = true;
+			if (j < 0 || (grace && ((o->fresh_monitors >> j) & 1)))
+				g->fresh_monitors |= 1u << i;
+		}
+		/* Rank and interval may have changed: the next evaluation
+		 * schedules the claim again from vacant_since. */
+		g->elect_at = MONO_NEVER;
+		n->manual[gi] = om[from[gi]];
+	}
+
+	n->conf = conf;
+	n->hb = MS_TO_MONO(conf->heartbeat_ms);
+	n->dead = n->hb * (mono_t)conf->dead_after;
+	if (fresh_any && n->iface_grace_until < now + n->dead)
+		n->iface_grace_until = now + n->dead;
+	for (int gi = 0; gi < conf->n_groups; gi++) {
+		if (from[gi] >= 0)
+			continue;
+		group_init(n, gi, &conf->groups[gi], now);
+		emit(n, out, LVL_INFO, "group.added", "group=%u",
+		     conf->groups[gi].id);
+	}
+
+	n->sync_gate = sync_gate;
+	n->sync_group_id = sync_group_id;
+	for (int gi = 0; gi < conf->n_groups; gi++) {
+		const struct group *g = &n->groups[gi];
+		/* A grant held for a sync barrier that no longer applies. */
+		if (g->grant_held && g->handoff_to != TND_NO_NODE &&
+		    !(sync_gate && g->gc->id == sync_group_id))
+			grant_release(n, out, gi, "sync_gate_off");
+	}
+	emit(n, out, LVL_INFO, "node.reconfigured",
+	     "groups=%d added=%d removed=%d heartbeat_ms=%u dead_after=%u sync_gate=%d sync_group=%u",
+	     conf->n_groups, added, removed, conf->heartbeat_ms,
+	     conf->dead_after, sync_gate, sync_group_id);
+	/* Evaluated (eligibility, preemption, vacancies) and announced at the
+	 * next step, which node_next_wake() makes due now. */
+	n->hb_now = true;
+	return 0;
 }
 
 static uint64_t new_version(struct node *n)
@@ -1356,7 +1563,7 @@ void node_status(const struct node *n, mono_t now, struct node_status *out)
 		ps->proto_max = p->proto_max;
 		ps->maint = n->maint[x].value;
 		for (int l = 0; l < n->n_links; l++) {
-			ps->links[l].up = p->link_up[l] && now - p->link_rx[l] < n->dead;
+			ps->links[l].up = p->link_up[l] && now - p->link_rx[l] < peer_dead(n, x);
 			ps->links[l].last_rx = p->link_rx_n[l] ? p->link_rx[l] : 0;
 			ps->links[l].rx = p->link_rx_n[l];
 			if (p->alive && !ps->links[l].up && out->n_alarms < 8)

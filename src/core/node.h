@@ -135,6 +135,62 @@ int node_step(struct node *n, const struct ev *ev, mono_t now,
 /* Earliest time at which node_step(EV_TICK) has something to do. */
 mono_t node_next_wake(const struct node *n);
 
+/* Switch to configuration `conf` in place, without a restart (SPEC section
+ * 1, configuration sync). The caller has checked (cfgsync_check_change()
+ * in src/core/cfgsync.h) that the cluster identity and the node list
+ * (names, order, link addresses) are unchanged, and conf_parse() validated
+ * it. `conf` becomes the node's configuration: it must stay valid until the
+ * next node_reconfigure() or node_free(); the previous one is still valid
+ * during this call and may be freed after it returns (no pointer into it
+ * is kept). `sync_gate` / `sync_group_id` replace the node_params values:
+ * session sync may be switched on or off, or move to another group.
+ *
+ * Groups are matched by id, so they may be added, removed or renumbered
+ * in position: a kept group keeps its state, epoch, orders (manual
+ * failover), timers, handoff and grant, and every peer's view of it.
+ *  - A new group starts as at start-up: G_INIT, observing for a dead
+ *    interval and a heartbeat, so it cannot elect a second primary before
+ *    it has heard what the cluster says about it.
+ *  - A removed group is dropped at once, with an ACT_EVENT "group.removed"
+ *    (group=ID was_primary=true|false) and no ACT_VIPS nor ACT_HOOK:
+ *    those name a group of the current configuration, and it is gone.
+ *  - VIPs. The core emits no ACT_VIPS for a configuration change: not for
+ *    a removed group, and not when a kept group's VIP list changed. The
+ *    driver owns that reconciliation: it removes the VIPs of a group it
+ *    served that is gone, and for a group it is primary of, adds the new
+ *    and removes the old VIPs by diffing the two lists. ACT_VIPS keeps
+ *    meaning "this group's state changed" only.
+ *  - Priorities, preempt, preempt_delay_s (counted from when the better
+ *    node appeared), monitored interfaces, hook paths, heartbeat_ms and
+ *    dead_after take effect at once. Eligibility, preemption and
+ *    vacancies are re-evaluated at the next node_step(), and
+ *    node_next_wake() is due at once (call it after this, as after
+ *    node_step): that step also sends heartbeats, and the period is the
+ *    new heartbeat_ms from then on. A primary that may no longer serve
+ *    (priority 0) hands the group over by the planned path.
+ *  - Monitored interfaces: the driver feeds EV_IFACE for every monitored
+ *    interface right after this call, one by one. An interface newly named
+ *    for a kept group counts against eligibility only once reported (or
+ *    after a dead interval, when it is judged as at start: never reported
+ *    = it does not exist), so a half-reported set does not move a group.
+ *  - Failure detection uses the new dead_after x heartbeat_ms at once, but
+ *    never less than dead_after of the interval a peer announces in its
+ *    heartbeats: the peers switch a few moments apart, and one that slowed
+ *    down first must not be taken for lost.
+ *  - While peers still run the previous configuration, their records for
+ *    groups this node does not have are ignored; a peer that never
+ *    advertised a group is no candidate for it and does not make it look
+ *    served; a peer that stopped advertising one (it removed it first)
+ *    keeps its last view until it is lost, so the group does not look
+ *    vacant, and get elected here, for the moment before this node
+ *    applies the same change.
+ * Returns 0, or TND_EINVAL with nothing changed when `conf` is NULL,
+ * invalid as node_new() judges it, or its node list differs from the
+ * current one (count, names, links per node). */
+int node_reconfigure(struct node *n, const struct tnd_conf *conf,
+		     bool sync_gate, uint8_t sync_group_id,
+		     mono_t now, struct actions *out);
+
 /* Administrative requests (tandemctl). They are validated here; a refusal
  * returns TND_EREFUSED / TND_ENOENT with a sentence in `why`. */
 enum admin_op {

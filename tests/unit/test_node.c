@@ -75,6 +75,11 @@ struct h {
 	long seq;
 	long steps;
 	bool sync_gate; /* node_params.sync_gate for nodes started from now */
+	/* Each node runs on its own heap copy of the configuration, freed as
+	 * soon as it is replaced (node_reconfigure), so that ASan catches a
+	 * pointer the core kept into an old one. */
+	struct tnd_conf *nconf[NODES];
+	int watch_id; /* group id checked for two primaries after every step, or -1 */
 };
 
 /* --- configuration ------------------------------------------------------- */
@@ -128,6 +133,7 @@ static int h_setup2(void **state)
 	if (!h)
 		return -1;
 	h->n = 2;
+	h->watch_id = -1;
 	conf_build(&h->conf, 2);
 	*state = h;
 	return 0;
@@ -147,8 +153,10 @@ static int h_setup3(void **state)
 static int h_teardown(void **state)
 {
 	struct h *h = *state;
-	for (int i = 0; i < NODES; i++)
+	for (int i = 0; i < NODES; i++) {
 		node_free(h->node[i]);
+		free(h->nconf[i]);
+	}
 	free(h);
 	return 0;
 }
@@ -212,6 +220,8 @@ static void h_check_wake(struct h *h, int i)
 			 (long long)w, (long long)h->now);
 }
 
+static void h_check_watch(struct h *h);
+
 static int h_step(struct h *h, int i, const struct ev *ev)
 {
 	assert_non_null(h->node[i]);
@@ -219,6 +229,7 @@ static int h_step(struct h *h, int i, const struct ev *ev)
 	h->steps++;
 	h_take_actions(h, i);
 	h_check_wake(h, i);
+	h_check_watch(h);
 	return rc;
 }
 
@@ -238,15 +249,28 @@ static void h_iface(struct h *h, int i, const char *name, bool up)
 
 /* Start (or restart with a newer incarnation) node i at the current time;
  * its monitored interface lan0 is reported up. */
+static struct tnd_conf *h_conf_dup(const struct tnd_conf *c)
+{
+	struct tnd_conf *copy = malloc(sizeof(*copy));
+	assert_non_null(copy);
+	*copy = *c;
+	return copy;
+}
+
+/* A restarted node comes up with the configuration it last ran (the
+ * committed one), h->conf before any reconfiguration. */
 static void h_start(struct h *h, int i)
 {
+	struct tnd_conf *c = h_conf_dup(h->nconf[i] ? h->nconf[i] : &h->conf);
 	struct node_params p = {
-		.conf = &h->conf, .self = i, .incarnation = ++h->inc[i],
+		.conf = c, .self = i, .incarnation = ++h->inc[i],
 		.seed = 0x1234 + (uint64_t)i, .version = "test-1",
 		.proto_min = 1, .proto_max = 1, .sync_gate = h->sync_gate,
 		.sync_group_id = 1,
 	};
 	node_free(h->node[i]);
+	free(h->nconf[i]);
+	h->nconf[i] = c;
 	h->node[i] = node_new(&p, h->now);
 	assert_non_null(h->node[i]);
 	h->paused[i] = false;
@@ -390,6 +414,45 @@ static struct node_status *h_status(struct h *h, int i)
 static enum gstate h_state(struct h *h, int i, int gi)
 {
 	return h_status(h, i)->groups[gi].state;
+}
+
+/* Group `id` in node i's status (its index changes when groups are
+ * added or removed), or NULL when node i does not have it. */
+static const struct node_group_status *h_gs(struct h *h, int i, int id)
+{
+	struct node_status *st = h_status(h, i);
+	for (int k = 0; k < st->n_groups; k++)
+		if (st->groups[k].id == id)
+			return &st->groups[k];
+	return NULL;
+}
+
+static enum gstate h_state_id(struct h *h, int i, int id)
+{
+	const struct node_group_status *g = h_gs(h, i, id);
+	if (!g)
+		fail_msg("node %d has no group %d", i, id);
+	return g->state;
+}
+
+static int h_primaries_id(struct h *h, int id)
+{
+	int c = 0;
+	for (int i = 0; i < h->n; i++) {
+		if (!h->node[i])
+			continue;
+		const struct node_group_status *g = h_gs(h, i, id);
+		if (g && g->state == G_PRIMARY)
+			c++;
+	}
+	return c;
+}
+
+static void h_check_watch(struct h *h)
+{
+	if (h->watch_id >= 0 && h_primaries_id(h, h->watch_id) > 1)
+		fail_msg("two primaries of group %d at t=%lld ms", h->watch_id,
+			 (long long)MONO_TO_MS(h->now));
 }
 
 static int h_primaries(struct h *h, int gi)
@@ -1819,6 +1882,481 @@ static void test_barrier_timeout(void **state)
 	assert_int_equal(h_primaries(h, 1), 1);
 }
 
+/* --- live reconfiguration (node_reconfigure) ------------------------------ */
+
+/* Reconfigure node i with a private heap copy of `c`; the configuration it
+ * ran before is scribbled over and freed at once, as the daemon may do. */
+static int h_reconf_gate(struct h *h, int i, const struct tnd_conf *c, bool gate)
+{
+	struct tnd_conf *copy = h_conf_dup(c);
+	int rc = node_reconfigure(h->node[i], copy, gate, 1, h->now, &h->acts);
+	h_take_actions(h, i);
+	if (rc != 0) {
+		free(copy);
+		return rc;
+	}
+	memset(h->nconf[i], 0x5a, sizeof(*h->nconf[i]));
+	free(h->nconf[i]);
+	h->nconf[i] = copy;
+	/* Evaluation and heartbeats are due at once. */
+	assert_int_equal(node_next_wake(h->node[i]), h->now);
+	h_check_wake(h, i);
+	h_check_watch(h);
+	return 0;
+}
+
+static void h_reconf(struct h *h, int i, const struct tnd_conf *c)
+{
+	assert_int_equal(h_reconf_gate(h, i, c, h->sync_gate), 0);
+}
+
+static int h_count_type_group(struct h *h, int node, enum act_type t, int group)
+{
+	int c = 0;
+	for (int k = 0; k < h->nlog; k++)
+		if (h->log[k].type == t && h->log[k].group == group &&
+		    (node < 0 || h->log[k].node == node))
+			c++;
+	return c;
+}
+
+/* This node's priority in a group drops to 0 while it is primary: it hands
+ * the group to the best other node by the planned path (release, then the
+ * grant; never two primaries), even while the others still run the
+ * previous configuration. */
+static void test_reconf_priority_zero_hands_over(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h->watch_id = 1;
+	h_log_clear(h);
+	struct tnd_conf *c = h_conf_dup(&h->conf);
+	c->groups[G1].priority[A] = 0;
+	h_reconf(h, A, c);
+	assert_non_null(h_find_event(h, A, "node.reconfigured", "groups=2 added=0 removed=0"));
+	/* Nothing moves before the next step. */
+	assert_int_equal(h_state(h, A, G1), G_PRIMARY);
+	assert_int_equal(h_count_type(h, -1, ACT_VIPS), 0);
+	h_tick(h, A);
+	h_deliver_all(h);
+	assert_int_equal(h_state(h, A, G1), G_INELIGIBLE);
+	assert_string_equal(h_status(h, A)->groups[G1].why_ineligible, "priority 0");
+	assert_int_equal(h_status(h, A)->groups[G1].priority, 0);
+	assert_int_equal(h_state(h, B, G1), G_PRIMARY);
+	assert_int_equal(h_state(h, C, G1), G_SECONDARY);
+	assert_int_equal(h_status(h, C)->groups[G1].primary, B);
+	assert_non_null(h_find_event(h, A, "group.handoff", "group=1 to=b reason=priority"));
+	assert_non_null(h_find_event(h, B, "group.state", "group=1 to=primary reason=handoff"));
+	const struct logent *rm = h_find_vips(h, A, 1, false);
+	const struct logent *add = h_find_vips(h, B, 1, true);
+	assert_non_null(rm);
+	assert_non_null(add);
+	assert_true(rm->seq < add->seq);
+	assert_true(rm->at == add->at); /* one packet latency: zero here */
+	/* Group 0 is untouched. */
+	assert_int_equal(h_state(h, A, G0), G_PRIMARY);
+
+	/* The others follow; nothing moves again. */
+	h_run_ms(h, 50);
+	h_reconf(h, C, c);
+	h_run_ms(h, 50);
+	h_reconf(h, B, c);
+	h_run_ms(h, 3000);
+	assert_int_equal(h_state(h, B, G1), G_PRIMARY);
+	assert_int_equal(h_state(h, A, G1), G_INELIGIBLE);
+	assert_int_equal(h_count_vips(h, -1, 1, true), 1);
+	assert_int_equal(h_count_vips(h, -1, 1, false), 1);
+	assert_int_equal(h_count_type_group(h, -1, ACT_VIPS, 0), 0);
+	free(c);
+}
+
+/* A secondary's priority is raised above the primary's with preempt on:
+ * the group moves after preempt_delay_s, counted from the change. */
+static void test_reconf_raise_priority_preempts(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h->watch_id = 1;
+	h_log_clear(h);
+	struct tnd_conf *c = h_conf_dup(&h->conf);
+	c->groups[G1].priority[B] = 250;
+	c->groups[G1].preempt = true;
+	c->groups[G1].preempt_delay_s = 1;
+	mono_t t0 = h->now;
+	h_reconf(h, A, c);
+	h_reconf(h, B, c);
+	h_run_to(h, t0 + MS(1000) - 1);
+	assert_int_equal(h_state(h, A, G1), G_PRIMARY);
+	assert_int_equal(h_state(h, B, G1), G_SECONDARY);
+	assert_int_equal(h_count_type(h, -1, ACT_VIPS), 0);
+	h_run_to(h, t0 + MS(1500));
+	assert_int_equal(h_state(h, B, G1), G_PRIMARY);
+	assert_int_equal(h_state(h, A, G1), G_SECONDARY);
+	assert_int_equal(h_state(h, A, G0), G_PRIMARY); /* no preempt there */
+	const struct logent *rm = h_find_vips(h, A, 1, false);
+	assert_non_null(rm);
+	assert_true(rm->at >= t0 + MS(1000));
+	assert_true(rm->at <= t0 + MS(1000 + HB_MS));
+	assert_non_null(h_find_event(h, A, "group.handoff", "group=1 to=b reason=preempt"));
+	assert_true(rm->seq < h_find_vips(h, B, 1, true)->seq);
+	free(c);
+}
+
+static void conf_add_group(struct tnd_conf *c, int id, uint8_t vip_last)
+{
+	struct tnd_group_conf *g = &c->groups[c->n_groups++];
+	*g = c->groups[1];
+	g->id = (uint8_t)id;
+	g->vips[0].addr.bytes[3] = vip_last;
+}
+
+/* A new group with VIPs, applied by the nodes a few moments apart (the
+ * best node first): it observes as at start-up, then gets exactly one
+ * primary; the groups that were there do not move. While a peer runs the
+ * previous configuration it ignores the records of the new group. */
+static void test_reconf_new_group_one_primary(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h->watch_id = 2;
+	h_log_clear(h);
+	struct tnd_conf *c = h_conf_dup(&h->conf);
+	conf_add_group(c, 2, 2);
+	mono_t t0 = h->now;
+	h_reconf(h, A, c);
+	assert_non_null(h_find_event(h, A, "group.added", "group=2"));
+	assert_int_equal(h_state_id(h, A, 2), G_INIT);
+	h_run_ms(h, 30);
+	assert_null(h_gs(h, B, 2));
+	assert_int_equal(h_status(h, B)->n_groups, 2);
+	assert_int_equal(h_status(h, B)->ctr.rx_malformed, 0);
+	h_reconf(h, C, c);
+	h_run_ms(h, 30);
+	h_reconf(h, B, c);
+	h_run_to(h, t0 + MS(OBSERVE_MS) - 1);
+	assert_int_equal(h_count_type_group(h, -1, ACT_VIPS, 2), 0);
+	assert_int_equal(h_state_id(h, A, 2), G_INIT);
+	h_run_to(h, t0 + MS(3000));
+	assert_int_equal(h_primaries_id(h, 2), 1);
+	assert_int_equal(h_state_id(h, A, 2), G_PRIMARY);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(h_gs(h, i, 2)->primary, A);
+	assert_int_equal(h_count_vips(h, -1, 2, true), 1);
+	assert_int_equal(h_count_vips(h, -1, 2, false), 0);
+	assert_non_null(h_find_event(h, A, "group.state", "group=2 to=primary reason=elected"));
+	assert_int_equal(h_count_type_group(h, -1, ACT_VIPS, 0), 0);
+	assert_int_equal(h_count_type_group(h, -1, ACT_VIPS, 1), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(h_status(h, i)->ctr.rx_malformed, 0);
+	free(c);
+}
+
+/* The same, with the best node applying last, after the others have
+ * observed and elected: it joins as a secondary (no preempt), so the
+ * group still has one primary and its VIPs were added once. */
+static void test_reconf_new_group_best_node_late(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h->watch_id = 2;
+	h_log_clear(h);
+	struct tnd_conf *c = h_conf_dup(&h->conf);
+	conf_add_group(c, 2, 2);
+	h_reconf(h, B, c);
+	h_reconf(h, C, c);
+	h_run_ms(h, 1000);
+	assert_int_equal(h_state_id(h, B, 2), G_PRIMARY);
+	h_reconf(h, A, c);
+	h_run_ms(h, 2000);
+	assert_int_equal(h_state_id(h, B, 2), G_PRIMARY);
+	assert_int_equal(h_state_id(h, A, 2), G_SECONDARY);
+	assert_int_equal(h_gs(h, A, 2)->primary, B);
+	assert_int_equal(h_count_vips(h, -1, 2, true), 1);
+	assert_int_equal(h_count_vips(h, -1, 2, false), 0);
+	free(c);
+}
+
+/* Groups 0, 1, 2 become 0, 2: group 1 (served here) is dropped with an
+ * event and no kernel action; group 2 moves from index 2 to 1 and keeps
+ * its state, epoch, primary and manual order on both nodes. While b still
+ * runs the previous configuration it neither elects itself for group 1
+ * (a's last view of it stands) nor trips over a's records. */
+static void test_reconf_remove_group(void **state)
+{
+	struct h *h = *state;
+	conf_add_group(&h->conf, 2, 2);
+	h_start_settled(h);
+	char why[128] = "";
+	struct admin_req req = { .op = ADM_FAILOVER, .group_id = 2, .target = B };
+	assert_int_equal(h_admin(h, A, &req, why, sizeof(why)), 0);
+	h_run_ms(h, 500);
+	assert_int_equal(h_state_id(h, B, 2), G_PRIMARY);
+	uint64_t e2 = h_gs(h, B, 2)->epoch;
+	assert_int_equal(h_state_id(h, A, 1), G_PRIMARY);
+
+	h->watch_id = 2;
+	h_log_clear(h);
+	struct tnd_conf *c = h_conf_dup(&h->conf);
+	c->groups[1] = c->groups[2];
+	c->n_groups = 2;
+	h_reconf(h, A, c);
+	assert_non_null(h_find_event(h, A, "group.removed", "group=1 was_primary=true"));
+	assert_non_null(h_find_event(h, A, "node.reconfigured", "groups=2 added=0 removed=1"));
+	assert_int_equal(h_count_type_group(h, -1, ACT_VIPS, 1), 0);
+	assert_int_equal(h_count_type_group(h, -1, ACT_HOOK, 1), 0);
+	struct node_status *sa = h_status(h, A);
+	assert_int_equal(sa->n_groups, 2);
+	assert_int_equal(sa->groups[0].id, 0);
+	assert_int_equal(sa->groups[1].id, 2);
+	assert_null(h_gs(h, A, 1));
+	const struct node_group_status *g2 = h_gs(h, A, 2);
+	assert_int_equal(g2->state, G_SECONDARY);
+	assert_int_equal(g2->primary, B);
+	assert_true(g2->epoch == e2);
+	assert_true(g2->manual);
+	assert_int_equal(g2->manual_target, B);
+
+	/* a's view of b's groups moved with them: with b's heartbeats lost
+	 * for most of a dead interval, a still sees b serve group 2 (a view
+	 * left at the old index would show it vacant, and a would claim). */
+	for (int l = 0; l < TND_LINKS_MAX; l++)
+		h->cut[B][A][l] = true;
+	h_run_ms(h, DEAD_MS - 50);
+	h_cut_all(h, A, B, false);
+	assert_int_equal(h_state_id(h, A, 2), G_SECONDARY);
+	assert_true(h_status(h, A)->peers[B].alive);
+
+	h_run_ms(h, 1000); /* b lags */
+	assert_int_equal(h_state_id(h, B, 1), G_SECONDARY);
+	assert_int_equal(h_gs(h, B, 1)->primary, A);
+	assert_int_equal(h_count_vips(h, B, 1, true), 0);
+	h_reconf(h, B, c);
+	assert_non_null(h_find_event(h, B, "group.removed", "group=1 was_primary=false"));
+	h_run_ms(h, 2000);
+	assert_null(h_gs(h, B, 1));
+	assert_int_equal(h_state_id(h, B, 2), G_PRIMARY);
+	assert_true(h_gs(h, A, 2)->epoch == e2);
+	assert_true(h_gs(h, B, 2)->epoch == e2);
+	assert_int_equal(h_gs(h, B, 2)->manual_target, B);
+	assert_null(h_find_event(h, -1, "group.state", "group=2"));
+	assert_int_equal(h_count_type(h, -1, ACT_VIPS), 0);
+	assert_int_equal(h_count_type(h, -1, ACT_HOOK), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(h_status(h, i)->ctr.rx_malformed, 0);
+	/* Dropped for good: an order or a barrier answer for it is ignored. */
+	struct admin_req r1 = { .op = ADM_FAILOVER, .group_id = 1, .target = B };
+	assert_int_equal(h_admin(h, A, &r1, why, sizeof(why)), TND_ENOENT);
+	free(c);
+}
+
+/* heartbeat_ms and dead_after apply at once: the heartbeat period (seen
+ * on ACT_SEND) and the failure detector's silence bound. */
+static void test_reconf_heartbeat_period(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	struct tnd_conf *c = h_conf_dup(&h->conf);
+	c->heartbeat_ms = 50;
+	c->dead_after = 5;
+	mono_t t0 = h->now;
+	h_reconf(h, A, c);
+	h_reconf(h, B, c);
+	h_hb(h, A);
+	mono_t t1 = h->now;
+	assert_true(t1 == t0);
+	h_hb(h, A);
+	mono_t t2 = h->now;
+	h_hb(h, A);
+	assert_true(t2 - t1 == MS(50));
+	assert_true(h->now - t2 == MS(50));
+	h_run_ms(h, 500);
+	h_log_clear(h);
+	h_cut_all(h, A, B, true);
+	h_run_ms(h, 1000);
+	const struct logent *lost = h_find_event(h, B, "peer.state", "peer=a to=lost");
+	assert_non_null(lost);
+	assert_true(lost->at - h->last_rx[A][B] == MS(5 * 50));
+	free(c);
+}
+
+/* One node slows its heartbeat down before the other has applied the
+ * change: the other must not take it for lost on the old (shorter) bound,
+ * which would make a second primary. Its heartbeats say their interval. */
+static void test_reconf_slower_heartbeat_no_flap(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h->watch_id = 1;
+	h_log_clear(h);
+	struct tnd_conf *c = h_conf_dup(&h->conf);
+	c->heartbeat_ms = 400;
+	h_reconf(h, A, c);
+	h_hb(h, A);
+	mono_t t1 = h->now;
+	h_hb(h, A);
+	assert_true(h->now - t1 == MS(400));
+	h_run_ms(h, 3000); /* b still expects 100 ms x 3 */
+	assert_null(h_find_event(h, B, "peer.state", "to=lost"));
+	assert_null(h_find_event(h, B, "link.state", "to=down"));
+	assert_int_equal(h_count_type(h, -1, ACT_VIPS), 0);
+	assert_true(h_status(h, B)->peers[A].alive);
+	assert_int_equal(h_status(h, B)->n_alarms, 0);
+	h_reconf(h, B, c);
+	h_run_ms(h, 1000);
+	h->watch_id = -1; /* a total cut makes two primaries: by design */
+	h_cut_all(h, A, B, true);
+	h_run_ms(h, 3000);
+	const struct logent *lost = h_find_event(h, B, "peer.state", "peer=a to=lost");
+	assert_non_null(lost);
+	assert_true(lost->at - h->last_rx[A][B] == MS(3 * 400));
+	free(c);
+}
+
+/* Bad input changes nothing: no action, the same state, and the node goes
+ * on with the configuration it had. */
+static void test_reconf_refuses_bad(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h_log_clear(h);
+	mono_t wake = node_next_wake(h->node[A]);
+	assert_int_equal(node_reconfigure(h->node[A], NULL, false, 1, h->now, &h->acts),
+			 TND_EINVAL);
+	struct tnd_conf *c = h_conf_dup(&h->conf);
+	struct tnd_conf *bad = h_conf_dup(&h->conf);
+	bad->n_nodes = 3;
+	snprintf(bad->nodes[2].name, sizeof(bad->nodes[2].name), "c");
+	bad->nodes[2].n_links = 2;
+	assert_int_equal(h_reconf_gate(h, A, bad, false), TND_EINVAL);
+	*bad = *c;
+	snprintf(bad->nodes[B].name, sizeof(bad->nodes[B].name), "x");
+	assert_int_equal(h_reconf_gate(h, A, bad, false), TND_EINVAL);
+	*bad = *c;
+	bad->nodes[B].n_links = 1;
+	assert_int_equal(h_reconf_gate(h, A, bad, false), TND_EINVAL);
+	*bad = *c;
+	bad->groups[1].id = 0; /* two groups 0 */
+	assert_int_equal(h_reconf_gate(h, A, bad, false), TND_EINVAL);
+	*bad = *c;
+	bad->heartbeat_ms = 0;
+	assert_int_equal(h_reconf_gate(h, A, bad, false), TND_EINVAL);
+	*bad = *c;
+	bad->n_groups = 0;
+	assert_int_equal(h_reconf_gate(h, A, bad, false), TND_EINVAL);
+	assert_int_equal(h->nlog, 0);
+	assert_true(node_next_wake(h->node[A]) == wake);
+	struct node_status *sa = h_status(h, A);
+	assert_int_equal(sa->n_groups, 2);
+	assert_int_equal(sa->groups[G1].state, G_PRIMARY);
+	h_run_ms(h, 1000);
+	assert_int_equal(h_state(h, A, G1), G_PRIMARY);
+	assert_int_equal(h_count_type(h, -1, ACT_VIPS), 0);
+	free(bad);
+	free(c);
+}
+
+static struct tnd_conf *conf_more_monitors(const struct tnd_conf *base)
+{
+	struct tnd_conf *c = h_conf_dup(base);
+	struct tnd_group_conf *g = &c->groups[G1];
+	g->n_monitors = 3;
+	snprintf(g->monitors[1], TND_IFNAME_MAX, "wan0");
+	snprintf(g->monitors[2], TND_IFNAME_MAX, "dmz0");
+	return c;
+}
+
+/* Newly monitored interfaces, reported one by one after the change: a
+ * group does not move while the set is half reported; a reported down one
+ * then moves it. */
+static void test_reconf_new_monitor_reported(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h->watch_id = 1;
+	h_log_clear(h);
+	struct tnd_conf *c = conf_more_monitors(&h->conf);
+	h_reconf(h, B, c);
+	h_iface(h, B, "wan0", true);
+	h_iface(h, B, "dmz0", true);
+	h_reconf(h, A, c);
+	h_iface(h, A, "wan0", true);
+	assert_int_equal(h_state(h, A, G1), G_PRIMARY);
+	assert_true(h_status(h, A)->groups[G1].eligible);
+	h_run_ms(h, 100);
+	assert_int_equal(h_state(h, A, G1), G_PRIMARY);
+	assert_int_equal(h_count_type(h, -1, ACT_VIPS), 0);
+	h_iface(h, A, "dmz0", false);
+	h_deliver_all(h);
+	assert_int_equal(h_state(h, B, G1), G_PRIMARY);
+	assert_int_equal(h_state(h, A, G1), G_INELIGIBLE);
+	assert_string_equal(h_status(h, A)->groups[G1].why_ineligible,
+			    "monitored interface dmz0 down");
+	assert_non_null(h_find_event(h, A, "group.handoff", "group=1 to=b"));
+	free(c);
+}
+
+/* A newly monitored interface that is never reported is judged as at
+ * start once a dead interval has passed: it does not exist. */
+static void test_reconf_new_monitor_never_reported(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h->watch_id = 1;
+	struct tnd_conf *c = conf_more_monitors(&h->conf);
+	h_reconf(h, B, c);
+	h_iface(h, B, "wan0", true);
+	h_iface(h, B, "dmz0", true);
+	mono_t t0 = h->now;
+	h_reconf(h, A, c);
+	h_iface(h, A, "wan0", true);
+	h_run_to(h, t0 + MS(DEAD_MS) - 1);
+	assert_int_equal(h_state(h, A, G1), G_PRIMARY);
+	h_run_to(h, t0 + MS(DEAD_MS));
+	h_deliver_all(h);
+	assert_int_equal(h_state(h, B, G1), G_PRIMARY);
+	assert_int_equal(h_state(h, A, G1), G_INELIGIBLE);
+	assert_string_equal(h_status(h, A)->groups[G1].why_ineligible,
+			    "monitored interface dmz0 down");
+	free(c);
+}
+
+/* Session sync switched on in place: a secondary that is not in sync
+ * becomes ineligible for the session group (the primary, the source, does
+ * not move); switched off, a grant held for a sync barrier is released. */
+static void test_reconf_sync_gate(void **state)
+{
+	struct h *h = *state;
+	h_start_settled(h);
+	h->watch_id = 1;
+	h_log_clear(h);
+	struct tnd_conf *c = h_conf_dup(&h->conf);
+	assert_int_equal(h_reconf_gate(h, B, c, true), 0);
+	assert_int_equal(h_reconf_gate(h, A, c, true), 0);
+	h_run_ms(h, 500);
+	assert_int_equal(h_state(h, A, G1), G_PRIMARY);
+	assert_int_equal(h_state(h, B, G1), G_INELIGIBLE);
+	assert_string_equal(h_status(h, B)->groups[G1].why_ineligible,
+			    "sessions not in sync");
+	assert_int_equal(h_state(h, B, G0), G_SECONDARY); /* not gated */
+	assert_int_equal(h_count_type(h, -1, ACT_VIPS), 0);
+	h_sync(h, B, true);
+	h_run_ms(h, 100);
+	assert_int_equal(h_state(h, B, G1), G_SECONDARY);
+
+	struct admin_req req = { .op = ADM_FAILOVER, .group_id = 1, .target = B };
+	char why[128] = "";
+	assert_int_equal(h_admin(h, A, &req, why, sizeof(why)), 0);
+	h_run_ms(h, 50);
+	assert_int_equal(h_primaries(h, G1), 0);
+	assert_true(h_status(h, A)->groups[G1].grant_held);
+	assert_int_equal(h_reconf_gate(h, A, c, false), 0);
+	assert_non_null(h_find_event(h, A, "group.grant", "to=b reason=sync_gate_off"));
+	assert_false(h_status(h, A)->groups[G1].grant_held);
+	h_run_ms(h, 1);
+	assert_int_equal(h_state(h, B, G1), G_PRIMARY);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1854,6 +2392,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_gate_eligibility, h_setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(test_barrier_holds_grant, h_setup2, h_teardown),
 		cmocka_unit_test_setup_teardown(test_barrier_timeout, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_priority_zero_hands_over, h_setup3, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_raise_priority_preempts, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_new_group_one_primary, h_setup3, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_new_group_best_node_late, h_setup3, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_remove_group, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_heartbeat_period, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_slower_heartbeat_no_flap, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_refuses_bad, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_new_monitor_reported, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_new_monitor_never_reported, h_setup2, h_teardown),
+		cmocka_unit_test_setup_teardown(test_reconf_sync_gate, h_setup2, h_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
