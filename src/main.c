@@ -37,15 +37,19 @@
 #include "api/ctl.h"
 #include "api/status.h"
 #include "conf/conf.h"
+#include "conf/confdoc.h"
+#include "core/cfgsync.h"
 #include "core/node.h"
 #include "core/seal.h"
 #include "core/wire.h"
 #include "io/hooks.h"
 #include "io/log.h"
 #include "io/loop.h"
+#include "io/nft.h"
 #include "io/nl.h"
 #include "io/sessions.h"
 #include "io/state.h"
+#include "io/store.h"
 #include "io/udp.h"
 
 #define DEFAULT_CONFIG "/etc/tandem/tandem.yaml"
@@ -61,6 +65,7 @@
  * remove them, and the periodic digest catches what those miss. */
 #define SESSION_TIMEOUT_FLOOR_S 3600
 #define HOOKS_TRACKED_MAX 64         /* running hooks remembered for their exit line */
+#define CFG_ANSWERS_MAX 64           /* config-sync answers queued in one run */
 
 enum rl_kind {
 	RL_UNAUTH, RL_CLUSTER, RL_MALFORMED, RL_VERSION, RL_CORE_DROP,
@@ -87,7 +92,7 @@ struct link_ctx {
 };
 
 struct daemon {
-	struct tnd_conf conf;
+	struct tnd_conf *conf; /* running configuration (heap; replaced on apply) */
 	struct conf_diags diags;
 	int self;
 	const char *conf_path, *state_dir, *sock_path;
@@ -124,6 +129,20 @@ struct daemon {
 	bool in_follow;
 	bool peer_alive[TND_NODES_MAX];
 	struct node_status *st; /* scratch */
+	/* Configuration sync (cfgsync.h): the store, the core, and what this
+	 * daemon runs: the document (gen, digest) its d->conf came from and
+	 * the ruleset text it last applied to the kernel. */
+	struct store *store;
+	struct cfgsync *cfg;
+	struct cfgsync_actions *cfg_acts;
+	bool in_cfg_run;
+	uint8_t run_digest[CFGSYNC_DIGEST_LEN];
+	uint8_t rs_digest[CFGSYNC_DIGEST_LEN];
+	bool rs_applied;
+	int cfg_coord;
+	uint64_t cfg_epoch;
+	uint32_t cfg_alive;
+	bool cfg_view_set;
 	/* Running hooks, so their exit is logged with what they were for.
 	 * A hook beyond the bound still runs and is reaped, only unnamed. */
 	struct {
@@ -222,7 +241,7 @@ static const char *vip_err(const struct daemon *d, char *buf, size_t len)
 
 static void vips_add(struct daemon *d, int gi, mono_t now)
 {
-	const struct tnd_group_conf *g = &d->conf.groups[gi];
+	const struct tnd_group_conf *g = &d->conf->groups[gi];
 	char a[64], e[240];
 
 	for (int v = 0; v < g->n_vips; v++) {
@@ -251,7 +270,7 @@ static void vips_add(struct daemon *d, int gi, mono_t now)
 
 static void vips_del(struct daemon *d, int gi)
 {
-	const struct tnd_group_conf *g = &d->conf.groups[gi];
+	const struct tnd_group_conf *g = &d->conf->groups[gi];
 	char a[64], e[240];
 
 	for (int v = 0; v < g->n_vips; v++) {
@@ -280,7 +299,7 @@ static void send_plain(struct daemon *d, int to, int link, const uint8_t *pkt,
 	size_t len;
 	char addr[64];
 
-	if (to < 0 || to >= d->conf.n_nodes || to == d->self || link < 0 || link >= d->n_links) {
+	if (to < 0 || to >= d->conf->n_nodes || to == d->self || link < 0 || link >= d->n_links) {
 		d->ctr.send_errors++;
 		rl_log(d, RL_SEND, now, "to=%d link=%d error=\"core asked for a node or link that does not exist\"",
 		       to, link);
@@ -289,13 +308,13 @@ static void send_plain(struct daemon *d, int to, int link, const uint8_t *pkt,
 	if (seal_packet(&d->key, pkt, plen, out, sizeof out, &len) != 0) {
 		d->ctr.send_errors++;
 		rl_log(d, RL_SEND, now, "to=%s link=%d error=\"cannot seal packet\"",
-		       d->conf.nodes[to].name, link);
+		       d->conf->nodes[to].name, link);
 		return;
 	}
-	if (udp_send(d->udp_fd[link], &d->conf.nodes[to].links[link], d->conf.port, out, len) != 0) {
+	if (udp_send(d->udp_fd[link], &d->conf->nodes[to].links[link], d->conf->port, out, len) != 0) {
 		d->ctr.send_errors++;
-		rl_log(d, RL_SEND, now, "to=%s link=%d address=%s error=\"%s\"", d->conf.nodes[to].name,
-		       link, addr_str(&d->conf.nodes[to].links[link], addr, sizeof addr), strerror(errno));
+		rl_log(d, RL_SEND, now, "to=%s link=%d address=%s error=\"%s\"", d->conf->nodes[to].name,
+		       link, addr_str(&d->conf->nodes[to].links[link], addr, sizeof addr), strerror(errno));
 	}
 }
 
@@ -340,7 +359,7 @@ static void on_ct(struct loop *l, int fd, uint32_t events, void *arg)
 
 static void act_hook(struct daemon *d, const struct act *a)
 {
-	int gi = conf_group_index(&d->conf, a->u.hook.group_id);
+	int gi = conf_group_index(d->conf, a->u.hook.group_id);
 	const char *path;
 	char q[TND_PATH_MAX + 8];
 	pid_t pid;
@@ -349,11 +368,11 @@ static void act_hook(struct daemon *d, const struct act *a)
 		return;
 	switch (a->u.hook.state) {
 	case G_PRIMARY:
-		path = d->conf.groups[gi].hook_primary;
+		path = d->conf->groups[gi].hook_primary;
 		break;
 	case G_SECONDARY:
 	case G_INELIGIBLE:
-		path = d->conf.groups[gi].hook_secondary;
+		path = d->conf->groups[gi].hook_secondary;
 		break;
 	default:
 		return;
@@ -361,7 +380,7 @@ static void act_hook(struct daemon *d, const struct act *a)
 	if (!path[0])
 		return;
 	pid = hook_run(path, a->u.hook.group_id, gstate_name(a->u.hook.state),
-		       d->conf.nodes[d->self].name, d->conf.cluster_name);
+		       d->conf->nodes[d->self].name, d->conf->cluster_name);
 	if (pid < 0) {
 		log_event(LVL_ERROR, "hook.error", "group=%u state=%s path=%s error=\"%s\"",
 			  a->u.hook.group_id, gstate_name(a->u.hook.state),
@@ -393,7 +412,7 @@ static void perform(struct daemon *d, mono_t now)
 			act_send(d, a, now);
 			break;
 		case ACT_VIPS:
-			gi = conf_group_index(&d->conf, a->u.vips.group_id);
+			gi = conf_group_index(d->conf, a->u.vips.group_id);
 			if (gi < 0)
 				break;
 			if (a->u.vips.add)
@@ -431,7 +450,7 @@ static void rearm(struct daemon *d)
 
 	if (at != MONO_NEVER && at <= d->last_tick)
 		at = d->last_tick + MS_TO_MONO(SPIN_GUARD_MS);
-	for (int gi = 0; gi < d->conf.n_groups; gi++)
+	for (int gi = 0; gi < d->conf->n_groups; gi++)
 		if (d->announce_left[gi] > 0 && d->announce_at[gi] < at)
 			at = d->announce_at[gi];
 	if (d->sess) {
@@ -443,12 +462,22 @@ static void rearm(struct daemon *d)
 		if (sw < at)
 			at = sw;
 	}
+	if (d->cfg) {
+		/* cfg_tick() ran for anything due: a wake still in the past
+		 * gets the spin guard. */
+		mono_t cw = cfgsync_next_wake(d->cfg), floor = loop_now() + MS_TO_MONO(SPIN_GUARD_MS);
+		if (cw < floor)
+			cw = floor;
+		if (cw < at)
+			at = cw;
+	}
 	if (d->stopping && d->stop_deadline < at)
 		at = d->stop_deadline;
 	loop_timer_set(d->loop, at);
 }
 
 static void sess_follow(struct daemon *d, mono_t now);
+static void cfg_follow(struct daemon *d, mono_t now);
 static void stop_if_done(struct daemon *d, mono_t now);
 static void finish_stop(struct daemon *d);
 
@@ -461,6 +490,7 @@ static int drive(struct daemon *d, const struct ev *ev, mono_t now)
 	r = node_step(d->node, ev, now, &d->acts);
 	perform(d, now);
 	sess_follow(d, now);
+	cfg_follow(d, now);
 	rearm(d);
 	return r;
 }
@@ -481,7 +511,7 @@ static void sess_follow(struct daemon *d, mono_t now)
 		const struct node_group_status *g = &d->st->groups[d->sess_gi];
 		int src = g->state == G_PRIMARY || g->grant_held ? d->self : g->primary;
 		sessions_set_primary(d->sess, src, now);
-		for (int x = 0; x < d->conf.n_nodes; x++) {
+		for (int x = 0; x < d->conf->n_nodes; x++) {
 			if (x == d->self || d->st->peers[x].alive == d->peer_alive[x])
 				continue;
 			d->peer_alive[x] = d->st->peers[x].alive;
@@ -529,6 +559,636 @@ static void stop_if_done(struct daemon *d, mono_t now)
 		finish_stop(d);
 }
 
+/* The session group: the lowest-numbered group with VIPs (the traffic
+ * group); its primary's table is the one replicated. */
+static int session_group_index(const struct tnd_conf *c)
+{
+	for (int gi = 1; gi < c->n_groups; gi++)
+		if (c->groups[gi].n_vips > 0)
+			return gi;
+	return 0;
+}
+
+/* Session sync on (at start, or when a new configuration turns it on). */
+static void sess_start(struct daemon *d, mono_t now)
+{
+	struct sessions_params sp = {
+		.self = d->self, .n_nodes = d->conf->n_nodes,
+		.cluster_id = d->conf->cluster_id, .proto = WIRE_PROTO_MAX,
+		.incarnation = d->incarnation, .timeout_floor_s = SESSION_TIMEOUT_FLOOR_S,
+		.hooks = { .send = sess_send, .log = sess_log, .arg = d },
+	};
+	char err[256];
+
+	d->sess = sessions_open(&sp, now, err, sizeof err);
+	if (!d->sess) {
+		if (d->started == now)
+			fatal("session sync: %s", err);
+		log_event(LVL_ERROR, "sessions.error", "op=start error=\"%s\"", err);
+		return;
+	}
+	if (loop_add(d->loop, sessions_events_fd(d->sess), EPOLLIN, on_ct, d) != 0 ||
+	    loop_add(d->loop, sessions_worker_fd(d->sess), EPOLLIN, on_sess_worker, d) != 0)
+		fatal("event loop full");
+	memset(d->peer_alive, 0, sizeof d->peer_alive);
+	d->sess_synced = false;
+}
+
+/* Session sync off (a new configuration turned it off or moved it to
+ * another group: sess_start() then begins afresh). */
+static void sess_stop(struct daemon *d)
+{
+	if (!d->sess)
+		return;
+	loop_del(d->loop, sessions_events_fd(d->sess));
+	loop_del(d->loop, sessions_worker_fd(d->sess));
+	sessions_close(d->sess);
+	d->sess = NULL;
+	log_event(LVL_INFO, "sessions.stop", "reason=config");
+}
+
+/* ---- configuration sync ------------------------------------------------ */
+
+/* snprintf for sentences that may be cut short on purpose. */
+static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/* The driver of cfgsync.c: it performs the core's actions (send, store in
+ * SQLite, validate, apply) and answers each STORE/VALIDATE/APPLY with the
+ * matching cfgsync_*() call. Answers are queued and given one at a time,
+ * because an action's blob is valid only until the next call into the
+ * core. */
+struct cfg_answer {
+	enum cfgsync_act_type type;
+	enum cfgsync_store_op op;
+	uint64_t gen;
+	uint8_t digest[CFGSYNC_DIGEST_LEN];
+	int code;
+	char why[CFGSYNC_WHY_LEN];
+};
+
+static void hexstr(const uint8_t *b, size_t n, char *out)
+{
+	static const char dig[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = dig[b[i] >> 4];
+		out[2 * i + 1] = dig[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* Parse a document and check it against the running configuration: the
+ * schema, the settings that cannot change in place, and the ruleset in
+ * nftables dry run. 0, TND_EINVAL (bad document: diags and/or why) or
+ * TND_EREFUSED (a change that cannot be made in place: why). `nc` gets
+ * the parsed configuration. */
+static int cfg_check(struct daemon *d, const char *source, const struct cfgsync_text *t,
+		     struct tnd_conf *nc, struct conf_diags *dg, char *why, size_t why_len)
+{
+	char err[1024];
+
+	why[0] = '\0';
+	if (conf_parse(source, t->yaml, t->yaml_len, nc, dg) != 0 || dg->n > 0) {
+		say(why, why_len, "%s", dg->n > 0 ? dg->msg[0] : "invalid configuration");
+		return TND_EINVAL;
+	}
+	if (cfgsync_check_change(d->conf, nc, d->conf->nodes[d->self].name, why, why_len) != 0)
+		return TND_EREFUSED;
+	if (t->ruleset_len > 0 && !nc->firewall_ruleset[0]) {
+		say(why, why_len, "%s: the document carries a ruleset but firewall.ruleset names none",
+			 source);
+		return TND_EINVAL;
+	}
+	if (nft_validate(t->ruleset, err, sizeof err) != 0) {
+		say(why, why_len, "ruleset %s: %s", nc->firewall_ruleset, err);
+		return TND_EINVAL;
+	}
+	return 0;
+}
+
+static bool vip_eq(const struct tnd_vip *a, const struct tnd_vip *b)
+{
+	return a->addr.family == b->addr.family && a->prefix_len == b->prefix_len &&
+	       memcmp(a->addr.bytes, b->addr.bytes, sizeof a->addr.bytes) == 0 &&
+	       strcmp(a->ifname, b->ifname) == 0;
+}
+
+static bool group_has_vip(const struct tnd_conf *c, int gi, const struct tnd_vip *v)
+{
+	if (gi < 0)
+		return false;
+	for (int i = 0; i < c->groups[gi].n_vips; i++)
+		if (vip_eq(&c->groups[gi].vips[i], v))
+			return true;
+	return false;
+}
+
+static void vip_one(struct daemon *d, uint8_t gid, const struct tnd_vip *vip, bool add)
+{
+	char a[64], e[240];
+	int r = add ? nl_vip_add(d->nl, vip) : nl_vip_del(d->nl, vip), err = errno;
+
+	addr_str(&vip->addr, a, sizeof a);
+	errno = err;
+	if (r != 0)
+		log_event(LVL_ERROR, "vip.error", "group=%u op=%s address=%s/%u interface=%s error=%s",
+			  gid, add ? "add" : "del", a, vip->prefix_len, vip->ifname, vip_err(d, e, sizeof e));
+	else
+		log_event(LVL_INFO, add ? "vip.add" : "vip.del",
+			  "group=%u address=%s/%u interface=%s reason=config", gid, a, vip->prefix_len,
+			  vip->ifname);
+	if (add && r == 0 && nl_vip_announce(d->nl, vip) != 0)
+		rl_log(d, RL_NL, loop_now(), "op=announce interface=%s error=\"%s\"", vip->ifname,
+		       strerror(errno));
+}
+
+static void sess_start(struct daemon *d, mono_t now);
+static void sess_stop(struct daemon *d);
+static int session_group_index(const struct tnd_conf *c);
+static void feed_initial_ifaces(struct daemon *d);
+
+/* Run configuration `nc` in place of d->conf (ownership passes). Order:
+ * VIPs that leave are removed while the old lists are at hand; the core
+ * switches (it keeps group state by id); VIPs that arrive in a group this
+ * node holds are added and announced; session sync follows. */
+static void cfg_switch(struct daemon *d, struct tnd_conf *nc, mono_t now)
+{
+	struct tnd_conf *old = d->conf;
+	bool on[TND_GROUPS_MAX] = { 0 };
+	int left[TND_GROUPS_MAX] = { 0 };
+	mono_t at[TND_GROUPS_MAX] = { 0 };
+	int sgi = session_group_index(nc);
+	int r;
+
+	for (int gi = 0; gi < old->n_groups; gi++) {
+		const struct tnd_group_conf *g = &old->groups[gi];
+		int ngi = conf_group_index(nc, g->id);
+		if (!d->vips_on[gi])
+			continue;
+		for (int v = 0; v < g->n_vips; v++)
+			if (!group_has_vip(nc, ngi, &g->vips[v]))
+				vip_one(d, g->id, &g->vips[v], false);
+		if (ngi >= 0) {
+			on[ngi] = true;
+			left[ngi] = d->announce_left[gi];
+			at[ngi] = d->announce_at[gi];
+		}
+	}
+	if (d->sess && (!nc->sessions_sync || nc->groups[sgi].id != old->groups[d->sess_gi].id))
+		sess_stop(d);
+	actions_reset(&d->acts);
+	r = node_reconfigure(d->node, nc, nc->sessions_sync, nc->groups[sgi].id, now, &d->acts);
+	if (r != 0) {
+		/* cfg_check() passed, so this is a broken invariant: keep
+		 * running the old configuration and say so. */
+		log_event(LVL_ERROR, "config.switch_failed", "error=\"%s\"", tnd_strerror(r));
+		free(nc);
+		return;
+	}
+	d->conf = nc;
+	d->sess_gi = sgi;
+	ctl_set_conf(d->ctl, nc);
+	memcpy(d->vips_on, on, sizeof on);
+	memcpy(d->announce_left, left, sizeof left);
+	memcpy(d->announce_at, at, sizeof at);
+	for (int gi = 0; gi < nc->n_groups; gi++) {
+		const struct tnd_group_conf *g = &nc->groups[gi];
+		int ogi = conf_group_index(old, g->id);
+		if (!on[gi])
+			continue;
+		for (int v = 0; v < g->n_vips; v++)
+			if (!group_has_vip(old, ogi, &g->vips[v]))
+				vip_one(d, g->id, &g->vips[v], true);
+	}
+	free(old);
+	perform(d, now);
+	if (nc->sessions_sync && !d->sess)
+		sess_start(d, now);
+	/* Interfaces newly monitored: tell the core their state now. */
+	feed_initial_ifaces(d);
+}
+
+/* CFA_APPLY: run this document. The ruleset goes first (one nftables
+ * transaction), then the configuration; a document this daemon already
+ * runs only has its ruleset applied when the kernel has not seen it yet
+ * (the first apply after start). */
+static int cfg_apply(struct daemon *d, uint64_t gen, const uint8_t *blob, size_t len,
+		     char *why, size_t why_len)
+{
+	uint8_t dg[CFGSYNC_DIGEST_LEN], rdg[CFGSYNC_DIGEST_LEN];
+	struct cfgsync_text t;
+	struct tnd_conf *nc = NULL;
+	struct conf_diags *dgs = NULL;
+	char src[64], err[1024];
+	bool same;
+	int r;
+
+	why[0] = '\0';
+	if (cfgsync_doc_decode(blob, len, &t) != 0) {
+		say(why, why_len, "generation %" PRIu64 " is not a well-formed document", gen);
+		return TND_EINVAL;
+	}
+	cfgsync_digest(blob, len, dg);
+	same = memcmp(dg, d->run_digest, sizeof dg) == 0;
+	if (!same) {
+		nc = malloc(sizeof *nc);
+		dgs = malloc(sizeof *dgs);
+		if (!nc || !dgs) {
+			free(nc);
+			free(dgs);
+			say(why, why_len, "out of memory");
+			return TND_ENOSPC;
+		}
+		snprintf(src, sizeof src, "generation %" PRIu64, gen);
+		r = cfg_check(d, src, &t, nc, dgs, why, why_len);
+		free(dgs);
+		if (r != 0) {
+			free(nc);
+			return r;
+		}
+	}
+	crypto_generichash(rdg, sizeof rdg, (const uint8_t *)t.ruleset, t.ruleset_len, NULL, 0);
+	if (!d->rs_applied || memcmp(rdg, d->rs_digest, sizeof rdg) != 0) {
+		if (t.ruleset_len > 0 && nft_apply(t.ruleset, err, sizeof err) != 0) {
+			say(why, why_len, "ruleset: %s", err);
+			free(nc);
+			return TND_EIO;
+		}
+		if (t.ruleset_len > 0)
+			log_event(LVL_INFO, "config.ruleset", "gen=%" PRIu64 " bytes=%zu action=applied",
+				  gen, t.ruleset_len);
+		memcpy(d->rs_digest, rdg, sizeof rdg);
+		d->rs_applied = true;
+	}
+	if (nc)
+		cfg_switch(d, nc, loop_now());
+	memcpy(d->run_digest, dg, sizeof dg);
+	return 0;
+}
+
+/* TANDEMD_FAILPOINT=NAME makes this process die (as by SIGKILL: no
+ * clean-up) at the named point, so the lab can show what a crash there
+ * leaves behind (tests/lab/test_config_sync.sh). Points: config.commit.
+ * before_store and config.commit.after_store, on the coordinator only. */
+static void failpoint(struct daemon *d, const char *name)
+{
+	const char *fp = getenv("TANDEMD_FAILPOINT");
+	struct cfgsync_report *r;
+
+	if (!fp || strcmp(fp, name) != 0)
+		return;
+	r = malloc(sizeof *r);
+	if (!r)
+		return;
+	cfgsync_report(d->cfg, r);
+	if (r->coordinator == d->self) {
+		log_event(LVL_WARN, "failpoint", "name=%s action=exit", name);
+		_exit(137);
+	}
+	free(r);
+}
+
+static int cfg_store(struct daemon *d, const struct cfgsync_act *a)
+{
+	int r;
+
+	if (a->op == CFS_COMMIT)
+		failpoint(d, "config.commit.before_store");
+
+	switch (a->op) {
+	case CFS_PENDING:
+		r = store_put_pending(d->store, a->gen, a->ballot, a->digest, a->blob, a->blob_len);
+		break;
+	case CFS_COMMIT:
+		r = store_commit(d->store, a->gen, a->digest, a->blob, a->blob_len);
+		break;
+	default:
+		r = store_drop_pending(d->store, a->gen);
+		break;
+	}
+	if (r != 0)
+		log_event(LVL_ERROR, "config.store_error", "op=%d gen=%" PRIu64 " error=\"%s\"",
+			  (int)a->op, a->gen, store_errmsg(d->store));
+	else if (a->op == CFS_COMMIT)
+		failpoint(d, "config.commit.after_store");
+	return r;
+}
+
+/* Link 0 carries sync; when it is down to that peer, the first link up. */
+static int cfg_link(struct daemon *d, int to)
+{
+	if (to < 0 || to >= d->conf->n_nodes)
+		return 0;
+	for (int l = 0; l < d->n_links; l++)
+		if (d->st->peers[to].links[l].up)
+			return l;
+	return 0;
+}
+
+static json_t *cfg_result_json(struct daemon *d, int code, const char *why)
+{
+	uint64_t gen = 0;
+	size_t len;
+
+	cfgsync_current(d->cfg, &gen, &len);
+	if (code == 0)
+		return json_pack("{s:b,s:I,s:b,s:s}", "ok", 1, "generation", (json_int_t)gen,
+				 "changed", strncmp(why, "no change", 9) != 0, "message", why);
+	return json_pack("{s:b,s:s,s:s}", "ok", 0,
+			 "code", code == TND_EREFUSED ? "refused" : code == TND_EINVAL ? "invalid" : "failed",
+			 "error", why && why[0] ? why : tnd_strerror(code));
+}
+
+static const enum ev_level cfg_lvl[] = {
+	[CFG_LVL_DEBUG] = LVL_DEBUG, [CFG_LVL_INFO] = LVL_INFO,
+	[CFG_LVL_WARN] = LVL_WARN, [CFG_LVL_ERROR] = LVL_ERROR,
+};
+
+/* Perform d->cfg_acts (filled by one call into the core), then answer
+ * what needs answering, each answer's actions in turn. */
+static void cfg_run(struct daemon *d, mono_t now)
+{
+	struct cfg_answer q[CFG_ANSWERS_MAX];
+	int head = 0, tail = 0;
+
+	if (d->in_cfg_run)
+		return; /* an apply's perform() came back here: the outer run continues */
+	d->in_cfg_run = true;
+	node_status(d->node, now, d->st);
+	for (;;) {
+		struct cfgsync_actions *acts = d->cfg_acts;
+		for (int i = 0; i < acts->n; i++) {
+			const struct cfgsync_act *a = &acts->a[i];
+			struct cfg_answer *an = NULL;
+			if (a->type == CFA_STORE || a->type == CFA_VALIDATE || a->type == CFA_APPLY) {
+				if (tail - head >= CFG_ANSWERS_MAX) {
+					log_event(LVL_ERROR, "config.answers_dropped", "max=%d", CFG_ANSWERS_MAX);
+					continue;
+				}
+				an = &q[tail++ % CFG_ANSWERS_MAX];
+				*an = (struct cfg_answer){ .type = a->type, .op = a->op, .gen = a->gen };
+				memcpy(an->digest, a->digest, sizeof an->digest);
+			}
+			switch (a->type) {
+			case CFA_SEND:
+				send_plain(d, a->to, cfg_link(d, a->to), a->pkt, a->len, now);
+				break;
+			case CFA_STORE:
+				an->code = cfg_store(d, a);
+				break;
+			case CFA_VALIDATE: {
+				struct cfgsync_text t;
+				struct tnd_conf *nc = malloc(sizeof *nc);
+				struct conf_diags *dg = malloc(sizeof *dg);
+				if (!nc || !dg) {
+					an->code = TND_ENOSPC;
+					snprintf(an->why, sizeof an->why, "out of memory");
+				} else if (cfgsync_doc_decode(a->blob, a->blob_len, &t) != 0) {
+					an->code = TND_EINVAL;
+					snprintf(an->why, sizeof an->why, "not a well-formed document");
+				} else {
+					an->code = cfg_check(d, "proposed configuration", &t, nc, dg,
+							     an->why, sizeof an->why);
+				}
+				free(nc);
+				free(dg);
+				break;
+			}
+			case CFA_APPLY:
+				an->code = cfg_apply(d, a->gen, a->blob, a->blob_len, an->why, sizeof an->why);
+				if (an->code != 0)
+					log_event(LVL_ERROR, "config.apply_error", "gen=%" PRIu64 " error=\"%s\"",
+						  a->gen, an->why);
+				break;
+			case CFA_RESULT:
+				ctl_reply(d->ctl, a->req, cfg_result_json(d, a->code, a->why));
+				break;
+			case CFA_EVENT:
+				log_event_kv(cfg_lvl[a->level], a->name, a->kv);
+				break;
+			}
+		}
+		if (acts->n_dropped > 0)
+			log_event(LVL_ERROR, "config.actions_dropped", "n=%d max=%d", acts->n_dropped,
+				  CFGSYNC_ACTIONS_MAX);
+		cfgsync_actions_reset(acts);
+		if (head == tail)
+			break;
+		struct cfg_answer *an = &q[head++ % CFG_ANSWERS_MAX];
+		switch (an->type) {
+		case CFA_STORE:
+			cfgsync_stored(d->cfg, an->op, an->gen, an->digest, an->code, now, acts);
+			break;
+		case CFA_VALIDATE:
+			cfgsync_validated(d->cfg, an->digest, an->code, an->why, now, acts);
+			break;
+		default:
+			cfgsync_applied(d->cfg, an->gen, an->code, an->why, now, acts);
+			break;
+		}
+	}
+	d->in_cfg_run = false;
+}
+
+/* Tell the core who coordinates (group 0's primary), under which epoch,
+ * and who is alive, when any of it changed. */
+static void cfg_follow(struct daemon *d, mono_t now)
+{
+	const struct node_group_status *g0;
+	uint32_t alive = 0;
+
+	if (!d->cfg || d->in_cfg_run)
+		return;
+	node_status(d->node, now, d->st);
+	g0 = &d->st->groups[0];
+	for (int x = 0; x < d->conf->n_nodes; x++)
+		if (x != d->self && d->st->peers[x].alive)
+			alive |= 1u << x;
+	if (d->cfg_view_set && g0->primary == d->cfg_coord && g0->epoch == d->cfg_epoch &&
+	    alive == d->cfg_alive)
+		return;
+	d->cfg_view_set = true;
+	d->cfg_coord = g0->primary;
+	d->cfg_epoch = g0->epoch;
+	d->cfg_alive = alive;
+	cfgsync_actions_reset(d->cfg_acts);
+	cfgsync_view(d->cfg, g0->primary, g0->epoch, alive, now, d->cfg_acts);
+	cfg_run(d, now);
+}
+
+static void cfg_recv(struct daemon *d, const struct wire_hdr *h, const uint8_t *body,
+		     size_t len, mono_t now)
+{
+	cfgsync_actions_reset(d->cfg_acts);
+	if (cfgsync_recv(d->cfg, h, body, len, now, d->cfg_acts) < 0)
+		d->ctr.malformed++;
+	cfg_run(d, now);
+}
+
+static void cfg_tick(struct daemon *d, mono_t now)
+{
+	if (!d->cfg || now < cfgsync_next_wake(d->cfg))
+		return;
+	cfgsync_actions_reset(d->cfg_acts);
+	cfgsync_tick(d->cfg, now, d->cfg_acts);
+	cfg_run(d, now);
+}
+
+/* {"cmd":"config",...} from the control socket. */
+static json_t *cfg_show(struct daemon *d, json_t *req)
+{
+	json_t *g = json_object_get(req, "generation"), *res;
+	struct store_doc sd = { 0 };
+	struct cfgsync_text t;
+	const uint8_t *blob;
+	uint64_t gen;
+	size_t len;
+	char dg[2 * CFGSYNC_DIGEST_LEN + 1], msg[160];
+	const char *state = "committed";
+	json_t *created = json_null();
+
+	blob = cfgsync_current(d->cfg, &gen, &len);
+	if (g && (!json_is_integer(g) || json_integer_value(g) < 0))
+		return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "usage",
+				 "error", "\"generation\" must be a non-negative integer");
+	if (g && (uint64_t)json_integer_value(g) != gen) {
+		if (store_get(d->store, (uint64_t)json_integer_value(g), &sd) != 0) {
+			snprintf(msg, sizeof msg, "generation %" JSON_INTEGER_FORMAT " is not stored on %s "
+				 "(it keeps the newest %d)", json_integer_value(g),
+				 d->conf->nodes[d->self].name, STORE_KEEP_GENS);
+			return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "failed", "error", msg);
+		}
+		blob = sd.blob;
+		len = sd.len;
+		gen = sd.gen;
+		state = sd.state;
+		created = json_integer(sd.created);
+	} else if (gen == 0) {
+		state = "seed";
+	} else if (store_get(d->store, gen, &sd) == 0) {
+		created = json_integer(sd.created);
+	}
+	if (!blob || cfgsync_doc_decode(blob, len, &t) != 0) {
+		store_doc_free(&sd);
+		json_decref(created);
+		return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "failed",
+				 "error", "the stored document is not well-formed");
+	}
+	cfgsync_digest(blob, len, (uint8_t *)msg);
+	hexstr((const uint8_t *)msg, CFGSYNC_DIGEST_LEN, dg);
+	res = json_pack("{s:b,s:I,s:s,s:s,s:o,s:s%,s:s%}", "ok", 1, "generation", (json_int_t)gen,
+			"digest", dg, "state", state, "created", created, "yaml", t.yaml, t.yaml_len,
+			"ruleset", t.ruleset, t.ruleset_len);
+	store_doc_free(&sd);
+	return res;
+}
+
+static json_t *cfg_apply_req(struct daemon *d, json_t *req, uint32_t token, bool *deferred)
+{
+	const char *yaml = json_string_value(json_object_get(req, "yaml"));
+	json_t *rs = json_object_get(req, "ruleset"), *src = json_object_get(req, "source");
+	json_t *fo = json_object_get(req, "force"), *res;
+	struct cfgsync_text t = { 0 };
+	struct tnd_conf *nc = NULL;
+	struct conf_diags *dg = NULL;
+	char why[CFGSYNC_WHY_LEN], q[300], source[TND_PATH_MAX];
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	mono_t now = loop_now();
+	int r;
+
+	if (!yaml)
+		return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "usage", "error",
+				 "apply needs \"yaml\" (the configuration text)");
+	if ((rs && !json_is_string(rs)) || (src && !json_is_string(src)) || (fo && !json_is_boolean(fo)))
+		return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "usage", "error",
+				 "\"ruleset\" and \"source\" must be strings, \"force\" a boolean");
+	snprintf(source, sizeof source, "%s", src ? json_string_value(src) : "request");
+	t.yaml = yaml;
+	t.yaml_len = json_string_length(json_object_get(req, "yaml"));
+	t.ruleset = rs ? json_string_value(rs) : "";
+	t.ruleset_len = rs ? json_string_length(rs) : 0;
+	if (strlen(t.yaml) != t.yaml_len || strlen(t.ruleset) != t.ruleset_len)
+		return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "usage", "error",
+				 "the texts must not contain NUL characters");
+	nc = malloc(sizeof *nc);
+	dg = malloc(sizeof *dg);
+	if (!nc || !dg) {
+		free(nc);
+		free(dg);
+		return NULL;
+	}
+	if (d->stopping) {
+		r = TND_EREFUSED;
+		snprintf(why, sizeof why, "tandemd is shutting down");
+	} else {
+		r = cfg_check(d, source, &t, nc, dg, why, sizeof why);
+	}
+	if (r == 0 && cfgsync_doc_encode(&t, &blob, &len) != 0) {
+		r = TND_EINVAL;
+		snprintf(why, sizeof why, "the configuration and ruleset exceed %d bytes", CFGSYNC_DOC_MAX);
+	}
+	if (r == 0) {
+		cfgsync_actions_reset(d->cfg_acts);
+		r = cfgsync_propose(d->cfg, token, blob, len, json_is_true(fo) ? CFGSYNC_FORCE : 0, now,
+				    d->cfg_acts, why, sizeof why);
+	}
+	free(blob);
+	log_event(r == 0 ? LVL_INFO : LVL_WARN, "admin.request", "cmd=config_apply source=%s result=%s%s%s",
+		  log_kv_quote(source, q, sizeof q), r == 0 ? "proposed" : r == TND_EREFUSED ? "refused" : "error",
+		  r == 0 ? "" : " reason=", r == 0 ? "" : log_kv_quote(why, q, sizeof q));
+	if (r == 0) {
+		free(nc);
+		free(dg);
+		*deferred = true;
+		cfg_run(d, now);
+		return NULL;
+	}
+	res = cfg_result_json(d, r, why);
+	if (res && r == TND_EINVAL && dg->n > 0) {
+		json_t *arr = json_array();
+		for (int i = 0; i < dg->n; i++)
+			json_array_append_new(arr, json_string(dg->msg[i]));
+		json_object_set_new(res, "diagnostics", arr);
+	}
+	free(nc);
+	free(dg);
+	cfg_run(d, now); /* a refused propose may still have said something */
+	return res;
+}
+
+static json_t *ctl_config(void *arg, json_t *req, uint32_t token, bool *deferred)
+{
+	struct daemon *d = arg;
+	const char *op = json_string_value(json_object_get(req, "op"));
+	char msg[96];
+
+	if (!op)
+		return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "usage", "error",
+				 "config needs \"op\": status, show or apply");
+	if (strcmp(op, "status") == 0) {
+		struct status_ctx sc = { .conf = d->conf, .self = d->self, .cfg = d->cfg };
+		json_t *res = json_pack("{s:b}", "ok", 1), *st = status_config_json(&sc, true);
+		json_object_update(res, st);
+		json_decref(st);
+		return res;
+	}
+	if (strcmp(op, "show") == 0)
+		return cfg_show(d, req);
+	if (strcmp(op, "apply") == 0)
+		return cfg_apply_req(d, req, token, deferred);
+	snprintf(msg, sizeof msg, "unknown config op \"%.32s\"", op);
+	return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "usage", "error", msg);
+}
+
 /* ---- event sources ---------------------------------------------------- */
 
 static void on_timer(struct loop *l, void *arg)
@@ -536,8 +1196,8 @@ static void on_timer(struct loop *l, void *arg)
 	struct daemon *d = arg;
 	mono_t now = loop_now();
 
-	for (int gi = 0; gi < d->conf.n_groups; gi++) {
-		const struct tnd_group_conf *g = &d->conf.groups[gi];
+	for (int gi = 0; gi < d->conf->n_groups; gi++) {
+		const struct tnd_group_conf *g = &d->conf->groups[gi];
 		if (d->announce_left[gi] <= 0 || now < d->announce_at[gi])
 			continue;
 		for (int v = 0; v < g->n_vips; v++)
@@ -556,6 +1216,7 @@ static void on_timer(struct loop *l, void *arg)
 		sessions_tick(d->sess, now);
 		sess_follow(d, now);
 	}
+	cfg_tick(d, now);
 	if (now >= node_next_wake(d->node)) {
 		struct ev ev = { .type = EV_TICK };
 		d->last_tick = now;
@@ -593,7 +1254,7 @@ static void on_udp(struct loop *l, int fd, uint32_t events, void *arg)
 			return;
 		}
 		d->ctr.rx_datagrams++;
-		r = seal_open(&d->key, d->conf.cluster_id, pkt, len, &hdr, body, sizeof body, &body_len);
+		r = seal_open(&d->key, d->conf->cluster_id, pkt, len, &hdr, body, sizeof body, &body_len);
 		addr_str(&from, fa, sizeof fa);
 		switch (r) {
 		case 0: {
@@ -606,6 +1267,11 @@ static void on_udp(struct loop *l, int fd, uint32_t events, void *arg)
 					rl_log(d, RL_CORE_DROP, now, "link=%d from=%s reason=session_sync_off",
 					       lc->link, fa);
 				}
+				break;
+			}
+			if (hdr.type >= CFG_MSG_STATE && hdr.type <= CFG_MSG_RESULT) {
+				cfg_recv(d, &hdr, body, body_len, now);
+				rearm(d);
 				break;
 			}
 			struct ev ev = { .type = EV_RECV };
@@ -687,10 +1353,10 @@ static void finish_stop(struct daemon *d)
 	st = calloc(1, sizeof *st);
 	if (st)
 		node_status(d->node, now, st);
-	for (int gi = 0; gi < d->conf.n_groups; gi++) {
+	for (int gi = 0; gi < d->conf->n_groups; gi++) {
 		bool primary = false;
 		for (int i = 0; st && i < st->n_groups; i++)
-			if (st->groups[i].id == d->conf.groups[gi].id)
+			if (st->groups[i].id == d->conf->groups[gi].id)
 				primary = st->groups[i].state == G_PRIMARY;
 		if (d->vips_on[gi] || primary)
 			vips_del(d, gi);
@@ -736,7 +1402,8 @@ static void on_signal(struct loop *l, int signo, void *arg)
 		break;
 	case SIGHUP:
 		log_event(LVL_WARN, "daemon.sighup",
-			  "action=ignored reason=\"configuration reload is not implemented in this version\"");
+			  "action=ignored reason=\"the configuration is the cluster's: change it with "
+			  "tandemctl config apply FILE\"");
 		break;
 	}
 }
@@ -748,10 +1415,10 @@ static json_t *ctl_status(void *arg)
 	struct daemon *d = arg;
 	struct nl_stats nls;
 	struct status_ctx sc = {
-		.conf = &d->conf, .self = d->self, .node = d->node, .version = TND_VERSION,
+		.conf = d->conf, .self = d->self, .node = d->node, .version = TND_VERSION,
 		.incarnation = d->incarnation, .started = d->started, .drv = &d->ctr,
-		.nl = &nls, .sess = d->sess,
-		.sess_group = d->conf.groups[d->sess_gi].id,
+		.nl = &nls, .sess = d->sess, .cfg = d->cfg,
+		.sess_group = d->conf->groups[d->sess_gi].id,
 	};
 
 	nl_get_stats(d->nl, &nls);
@@ -836,30 +1503,30 @@ static void load_key(struct daemon *d)
 	uint8_t buf[KEY_FILE_MAX_BYTES];
 	struct stat st;
 	size_t n = 0;
-	int fd = open(d->conf.key_file, O_RDONLY | O_CLOEXEC);
+	int fd = open(d->conf->key_file, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		fatal("cannot read key file %s: %s", d->conf.key_file, strerror(errno));
+		fatal("cannot read key file %s: %s", d->conf->key_file, strerror(errno));
 	if (fstat(fd, &st) == 0 && (st.st_mode & 0077))
 		log_event(LVL_WARN, "key.permissions",
 			  "file=%s mode=%04o reason=\"readable by group or others; chmod 600 recommended\"",
-			  d->conf.key_file, (unsigned)(st.st_mode & 07777));
+			  d->conf->key_file, (unsigned)(st.st_mode & 07777));
 	for (;;) {
 		ssize_t r = read(fd, buf + n, sizeof buf - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			fatal("cannot read key file %s: %s", d->conf.key_file, strerror(errno));
+			fatal("cannot read key file %s: %s", d->conf->key_file, strerror(errno));
 		if (r == 0 || (n += (size_t)r) == sizeof buf)
 			break;
 	}
 	close(fd);
 	if (n < SEAL_SECRET_MIN)
 		fatal("key file %s holds %zu bytes; it needs at least %d random bytes "
-		      "(head -c 32 /dev/urandom > %s)", d->conf.key_file, n, SEAL_SECRET_MIN,
-		      d->conf.key_file);
+		      "(head -c 32 /dev/urandom > %s)", d->conf->key_file, n, SEAL_SECRET_MIN,
+		      d->conf->key_file);
 	if (seal_key_derive(&d->key, buf, n) != 0)
-		fatal("cannot derive the cluster key from %s", d->conf.key_file);
+		fatal("cannot derive the cluster key from %s", d->conf->key_file);
 	sodium_memzero(buf, sizeof buf);
 }
 
@@ -887,14 +1554,14 @@ static void usage(FILE *f)
 
 static void open_links(struct daemon *d)
 {
-	const struct tnd_node_conf *me = &d->conf.nodes[d->self];
+	const struct tnd_node_conf *me = &d->conf->nodes[d->self];
 	char a[64];
 
 	d->n_links = me->n_links;
 	for (int l = 0; l < d->n_links; l++) {
-		if (udp_open(&me->links[l], d->conf.port, &d->udp_fd[l]) != 0)
+		if (udp_open(&me->links[l], d->conf->port, &d->udp_fd[l]) != 0)
 			fatal("cannot open link %d socket on %s port %u: %s", l,
-			      addr_str(&me->links[l], a, sizeof a), d->conf.port, strerror(errno));
+			      addr_str(&me->links[l], a, sizeof a), d->conf->port, strerror(errno));
 		d->lctx[l] = (struct link_ctx){ .d = d, .link = l };
 		if (loop_add(d->loop, d->udp_fd[l], EPOLLIN, on_udp, &d->lctx[l]) != 0)
 			fatal("event loop full");
@@ -906,8 +1573,8 @@ static void remove_stale_vips(struct daemon *d)
 {
 	char a[64];
 
-	for (int gi = 0; gi < d->conf.n_groups; gi++) {
-		const struct tnd_group_conf *g = &d->conf.groups[gi];
+	for (int gi = 0; gi < d->conf->n_groups; gi++) {
+		const struct tnd_group_conf *g = &d->conf->groups[gi];
 		for (int v = 0; v < g->n_vips; v++)
 			if (nl_vip_present(d->nl, &g->vips[v]) == 1)
 				log_event(LVL_WARN, "vip.stale", "group=%u address=%s/%u interface=%s action=remove",
@@ -925,13 +1592,13 @@ static void feed_initial_ifaces(struct daemon *d)
 {
 	if (nl_link_dump(d->nl, iface_cb, d) < 0)
 		log_event(LVL_WARN, "iface.dump_failed", "error=\"%s\"", strerror(errno));
-	for (int gi = 0; gi < d->conf.n_groups; gi++) {
-		const struct tnd_group_conf *g = &d->conf.groups[gi];
+	for (int gi = 0; gi < d->conf->n_groups; gi++) {
+		const struct tnd_group_conf *g = &d->conf->groups[gi];
 		for (int m = 0; m < g->n_monitors; m++) {
 			bool dup = false;
 			for (int pg = 0; pg <= gi && !dup; pg++)
-				for (int pm = 0; pm < (pg == gi ? m : d->conf.groups[pg].n_monitors) && !dup; pm++)
-					dup = strcmp(d->conf.groups[pg].monitors[pm], g->monitors[m]) == 0;
+				for (int pm = 0; pm < (pg == gi ? m : d->conf->groups[pg].n_monitors) && !dup; pm++)
+					dup = strcmp(d->conf->groups[pg].monitors[pm], g->monitors[m]) == 0;
 			if (dup)
 				continue;
 			int r = nl_link_is_up(d->nl, g->monitors[m]);
@@ -940,6 +1607,91 @@ static void feed_initial_ifaces(struct daemon *d)
 			iface_cb(g->monitors[m], r == 1, d);
 		}
 	}
+}
+
+/* Configuration at start: the cluster's committed generation from the
+ * store when there is one (the file may be older: the cluster decides),
+ * else the file itself as the seed (generation 0), whose ruleset is
+ * applied here, before any VIP can arrive. */
+static void cfg_boot(struct daemon *d, const struct confdoc *doc)
+{
+	struct cfgsync_text t = { doc->yaml, doc->yaml_len, doc->ruleset, doc->ruleset_len };
+	struct store_state ss = { 0 };
+	struct cfgsync_params cp;
+	uint8_t *seed = NULL, fdg[CFGSYNC_DIGEST_LEN];
+	size_t seed_len = 0;
+	char path[TND_PATH_MAX + 16], err[1024];
+	uint64_t rseed;
+
+	snprintf(path, sizeof path, "%s/config.db", d->state_dir);
+	if (store_open(path, &d->store, err, sizeof err) != 0)
+		fatal("%s", err);
+	if (store_load(d->store, &ss) != 0)
+		fatal("cannot read %s: %s", path, store_errmsg(d->store));
+	if (cfgsync_doc_encode(&t, &seed, &seed_len) != 0)
+		fatal("%s and its ruleset exceed %d bytes", d->conf_path, CFGSYNC_DOC_MAX);
+	cfgsync_digest(seed, seed_len, fdg);
+	if (ss.committed.gen > 0) {
+		struct tnd_conf *sc = calloc(1, sizeof *sc);
+		struct conf_diags *dg = calloc(1, sizeof *dg);
+		struct cfgsync_text st;
+		char src[TND_PATH_MAX + 48];
+		if (!sc || !dg)
+			fatal("out of memory");
+		snprintf(src, sizeof src, "%s generation %" PRIu64, path, ss.committed.gen);
+		if (cfgsync_doc_decode(ss.committed.blob, ss.committed.len, &st) != 0 ||
+		    conf_parse(src, st.yaml, st.yaml_len, sc, dg) != 0 || dg->n > 0)
+			fatal("%s: the stored configuration does not parse (%s)", src,
+			      dg->n > 0 ? dg->msg[0] : "malformed document");
+		if (cfgsync_check_change(d->conf, sc, d->conf->nodes[d->self].name, err, sizeof err) != 0)
+			fatal("%s belongs to another cluster than %s: %s; to join this node to the cluster "
+			      "of %s, stop it and remove %s", src, d->conf_path, err, d->conf_path, path);
+		if (memcmp(fdg, ss.committed.digest, sizeof fdg) != 0)
+			log_event(LVL_WARN, "config.file_differs",
+				  "file=%s gen=%" PRIu64 " action=ignored reason=\"the cluster configuration is "
+				  "generation %" PRIu64 "; compare with tandemctl config diff %s\"",
+				  d->conf_path, ss.committed.gen, ss.committed.gen, d->conf_path);
+		free(d->conf);
+		d->conf = sc;
+		free(dg);
+		memcpy(d->run_digest, ss.committed.digest, sizeof d->run_digest);
+		/* Its ruleset goes in with the core's first CFA_APPLY. */
+	} else {
+		if (doc->ruleset_len > 0 && nft_apply(doc->ruleset, err, sizeof err) != 0)
+			fatal("ruleset %s: %s", d->conf->firewall_ruleset, err);
+		crypto_generichash(d->rs_digest, sizeof d->rs_digest, (const uint8_t *)doc->ruleset,
+				   doc->ruleset_len, NULL, 0);
+		d->rs_applied = true;
+		memcpy(d->run_digest, fdg, sizeof d->run_digest);
+	}
+	if (getenv("TANDEMD_FAILPOINT"))
+		log_event(LVL_WARN, "failpoint.armed", "name=%s", getenv("TANDEMD_FAILPOINT"));
+	log_event(LVL_INFO, "config.boot", "gen=%" PRIu64 " source=%s pending=%" PRIu64,
+		  ss.committed.gen, ss.committed.gen > 0 ? "store" : "file", ss.pending.gen);
+
+	cfgsync_params_default(&cp);
+	if (getrandom(&rseed, sizeof rseed, 0) != (ssize_t)sizeof rseed)
+		fatal("getrandom: %s", strerror(errno));
+	cp.self = d->self;
+	cp.n_nodes = d->conf->n_nodes;
+	cp.cluster_id = d->conf->cluster_id;
+	cp.proto = WIRE_PROTO_MAX;
+	cp.incarnation = d->incarnation;
+	cp.seed = rseed;
+	cp.committed_gen = ss.committed.gen;
+	cp.committed_blob = ss.committed.gen > 0 ? ss.committed.blob : seed;
+	cp.committed_len = ss.committed.gen > 0 ? ss.committed.len : seed_len;
+	cp.pending_gen = ss.pending.gen;
+	cp.pending_ballot = ss.pending.ballot;
+	cp.pending_blob = ss.pending.blob;
+	cp.pending_len = ss.pending.len;
+	cp.gen_floor = ss.floor;
+	d->cfg = cfgsync_new(&cp, loop_now());
+	d->cfg_acts = calloc(1, sizeof *d->cfg_acts);
+	if (!d->cfg || !d->cfg_acts)
+		fatal("configuration sync refused its parameters");
+	free(seed);
+	store_state_free(&ss);
 }
 
 int main(int argc, char **argv)
@@ -962,6 +1714,7 @@ int main(int argc, char **argv)
 	bool check = false, print = false;
 	char err[512];
 	struct node_params np;
+	struct confdoc doc = { 0 };
 	struct timespec rt;
 	uint64_t seed;
 	int o, r;
@@ -1000,17 +1753,28 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	r = conf_load(d->conf_path, &d->conf, &d->diags);
+	d->conf = calloc(1, sizeof *d->conf);
+	if (!d->conf) {
+		fprintf(stderr, "tandemd: out of memory\n");
+		return 1;
+	}
+	/* --check-config and --print-config judge the file itself; a start
+	 * also reads the ruleset it names (confdoc_read). */
+	if (check || print)
+		r = conf_load(d->conf_path, d->conf, &d->diags);
+	else
+		r = confdoc_read(d->conf_path, &doc, d->conf, &d->diags);
 	if (check || print) {
 		if (r != 0 || d->diags.n > 0) {
 			print_diags(&d->diags, d->conf_path);
 			r = 1;
 		} else if (print) {
-			r = conf_print(&d->conf, stdout) == 0 && fflush(stdout) == 0 ? 0 : 1;
+			r = conf_print(d->conf, stdout) == 0 && fflush(stdout) == 0 ? 0 : 1;
 		} else {
 			printf("%s: configuration valid\n", d->conf_path);
 			r = 0;
 		}
+		free(d->conf);
 		free(d);
 		return r;
 	}
@@ -1022,15 +1786,15 @@ int main(int argc, char **argv)
 		fatal("libsodium failed to initialise");
 
 	if (node_name) {
-		d->self = conf_node_index(&d->conf, node_name);
+		d->self = conf_node_index(d->conf, node_name);
 		if (d->self < 0)
 			fatal("no node named %s in %s", node_name, d->conf_path);
 	} else {
-		d->self = find_self(&d->conf, err, sizeof err);
+		d->self = find_self(d->conf, err, sizeof err);
 		if (d->self < 0)
 			fatal("%s", err);
 	}
-	log_set_node(d->conf.nodes[d->self].name);
+	log_set_node(d->conf->nodes[d->self].name);
 	load_key(d);
 
 	r = state_dir_open(d->state_dir, &d->lock_fd);
@@ -1053,6 +1817,9 @@ int main(int argc, char **argv)
 			log_event(LVL_WARN, "events.file_error", "file=%s error=\"%s\"", path, strerror(errno));
 	}
 
+	cfg_boot(d, &doc);
+	confdoc_free(&doc);
+
 	d->nl = nl_open();
 	if (!d->nl)
 		fatal("cannot open netlink: %s", strerror(errno));
@@ -1070,41 +1837,23 @@ int main(int argc, char **argv)
 		fatal("getrandom: %s", strerror(errno));
 	d->started = loop_now();
 	np = (struct node_params){
-		.conf = &d->conf, .self = d->self, .incarnation = d->incarnation, .seed = seed,
+		.conf = d->conf, .self = d->self, .incarnation = d->incarnation, .seed = seed,
 		.version = TND_VERSION, .proto_min = WIRE_PROTO_MIN, .proto_max = WIRE_PROTO_MAX,
-		.sync_gate = d->conf.sessions_sync,
+		.sync_gate = d->conf->sessions_sync,
 	};
-	/* The session group: the lowest-numbered group with VIPs (the
-	 * traffic group); its primary's table is the one replicated. */
-	d->sess_gi = 0;
-	for (int gi = 1; gi < d->conf.n_groups; gi++)
-		if (d->conf.groups[gi].n_vips > 0) {
-			d->sess_gi = gi;
-			break;
-		}
-	np.sync_group_id = d->conf.groups[d->sess_gi].id;
+	d->sess_gi = session_group_index(d->conf);
+	np.sync_group_id = d->conf->groups[d->sess_gi].id;
 	d->node = node_new(&np, d->started);
 	d->st = calloc(1, sizeof *d->st);
 	if (!d->node || !d->st)
 		fatal("the protocol core refused its parameters");
-	if (d->conf.sessions_sync) {
-		struct sessions_params sp = {
-			.self = d->self, .n_nodes = d->conf.n_nodes,
-			.cluster_id = d->conf.cluster_id, .proto = WIRE_PROTO_MAX,
-			.incarnation = d->incarnation, .timeout_floor_s = SESSION_TIMEOUT_FLOOR_S,
-			.hooks = { .send = sess_send, .log = sess_log, .arg = d },
-		};
-		d->sess = sessions_open(&sp, d->started, err, sizeof err);
-		if (!d->sess)
-			fatal("session sync: %s", err);
-		if (loop_add(d->loop, sessions_events_fd(d->sess), EPOLLIN, on_ct, d) != 0 ||
-		    loop_add(d->loop, sessions_worker_fd(d->sess), EPOLLIN, on_sess_worker, d) != 0)
-			fatal("event loop full");
-	}
+	if (d->conf->sessions_sync)
+		sess_start(d, d->started);
 
 	{
-		struct ctl_ops ops = { .status = ctl_status, .admin = ctl_admin, .arg = d };
-		d->ctl = ctl_open(d->sock_path, d->loop, &d->conf, d->self, &ops, err, sizeof err);
+		struct ctl_ops ops = { .status = ctl_status, .admin = ctl_admin,
+				       .config = ctl_config, .arg = d };
+		d->ctl = ctl_open(d->sock_path, d->loop, d->conf, d->self, &ops, err, sizeof err);
 		if (!d->ctl)
 			fatal("control socket: %s", err);
 		log_set_listener(on_log_event, d);
@@ -1114,7 +1863,7 @@ int main(int argc, char **argv)
 
 	log_event(LVL_INFO, "daemon.start",
 		  "version=%s incarnation=%" PRIu64 " cluster=%s cluster_id=%u links=%d config=%s state_dir=%s socket=%s",
-		  TND_VERSION, d->incarnation, d->conf.cluster_name, d->conf.cluster_id, d->n_links,
+		  TND_VERSION, d->incarnation, d->conf->cluster_name, d->conf->cluster_id, d->n_links,
 		  d->conf_path, d->state_dir, d->sock_path);
 	feed_initial_ifaces(d);
 	rearm(d);
@@ -1127,6 +1876,9 @@ int main(int argc, char **argv)
 	log_set_listener(NULL, NULL);
 	ctl_close(d->ctl);
 	sessions_close(d->sess);
+	cfgsync_free(d->cfg);
+	free(d->cfg_acts);
+	store_close(d->store);
 	free(d->st);
 	node_free(d->node);
 	for (int l = 0; l < d->n_links; l++)
@@ -1135,6 +1887,7 @@ int main(int argc, char **argv)
 	loop_free(d->loop);
 	log_close();
 	sodium_memzero(&d->key, sizeof d->key);
+	free(d->conf);
 	free(d);
 	return 0;
 }
