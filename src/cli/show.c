@@ -1,6 +1,7 @@
 /* show.c - text rendering for tandemctl (see show.h). */
 #include "show.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 static const char *str(json_t *o, const char *key, const char *dflt)
@@ -145,13 +146,19 @@ void show_status(FILE *f, json_t *st)
 		num(ctr, "rx", 0), num(ctr, "tx", 0), num(ctr, "malformed", 0), num(ctr, "replayed", 0),
 		num(ctr, "unauthenticated", 0), num(ctr, "wrong_cluster", 0), num(ctr, "unknown_type", 0),
 		num(ctr, "send_errors", 0));
-	/* A section whose sync does not exist yet must not read "in sync". */
-	if (strcmp(str(cfg, "sync", ""), "not-implemented") == 0)
-		fprintf(f, "Configuration: generation %lld, local file only (cluster config sync not implemented yet)\n",
-			num(cfg, "generation", -1));
-	else
-		fprintf(f, "Configuration: generation %lld, in sync %s\n", num(cfg, "generation", -1),
+	/* A section whose sync does not run must not read "in sync". */
+	if (strcmp(str(cfg, "sync", ""), "not-implemented") == 0 || strcmp(str(cfg, "sync", ""), "off") == 0) {
+		fprintf(f, "Configuration: local file only (cluster configuration sync is not running)\n");
+	} else {
+		fprintf(f, "Configuration: generation %lld, in sync %s", num(cfg, "generation", -1),
 			yesno(cfg, "in_sync"));
+		if (json_is_integer(json_object_get(cfg, "applied")) &&
+		    num(cfg, "applied", -1) != num(cfg, "generation", -1))
+			fprintf(f, " (this node applied %lld)", num(cfg, "applied", -1));
+		if (json_is_string(json_object_get(cfg, "error")))
+			fprintf(f, ", error: %s", str(cfg, "error", ""));
+		fprintf(f, "\n");
+	}
 	if (strcmp(str(ses, "sync", ""), "on") == 0)
 		fprintf(f, "Sessions: %lld, in sync %s (%s, source %s)\n", num(ses, "count", -1),
 			yesno(ses, "in_sync"), str(ses, "role", "-"), str(ses, "source", "none"));
@@ -210,4 +217,90 @@ void show_sessions(FILE *f, json_t *ses)
 		num(ctr, "applied", 0), num(ctr, "local_events", 0), num(ctr, "bulks", 0),
 		num(ctr, "resyncs", 0), num(ctr, "digest_bad", 0), num(ctr, "overruns", 0),
 		num(ctr, "injected", 0), num(ctr, "apply_errors", 0));
+}
+
+/* Why an alive node is not in sync, for the verdict line. */
+static void config_lag(char *buf, size_t len, json_t *n, long long gen)
+{
+	size_t k;
+
+	if (!json_is_true(json_object_get(n, "known"))) {
+		snprintf(buf, len, "no report yet");
+		return;
+	}
+	k = (size_t)snprintf(buf, len, "applied %lld", num(n, "applied", -1));
+	if (k < len && num(n, "committed", -1) != gen)
+		k += (size_t)snprintf(buf + k, len - k, ", committed %lld", num(n, "committed", -1));
+	if (k < len && json_is_string(json_object_get(n, "error")))
+		snprintf(buf + k, len - k, ", error: %s", str(n, "error", ""));
+}
+
+/* `tandemctl config status`. */
+void show_config_status(FILE *f, json_t *st)
+{
+	json_t *nodes = json_object_get(st, "nodes"), *n;
+	long long gen = num(st, "generation", -1);
+	bool any_error = false;
+	int nw = 4;
+	size_t i, lagging = 0;
+
+	json_array_foreach(nodes, i, n) {
+		if ((int)strlen(str(n, "node", "-")) > nw)
+			nw = (int)strlen(str(n, "node", "-"));
+		any_error |= json_is_string(json_object_get(n, "error"));
+	}
+	fprintf(f, "configuration generation %lld, ", gen);
+	if (json_is_true(json_object_get(st, "in_sync"))) {
+		fprintf(f, "in sync on every node");
+	} else {
+		fprintf(f, "NOT in sync");
+		/* Lost nodes do not count: they catch up when they return. */
+		json_array_foreach(nodes, i, n) {
+			char why[400];
+			if (!json_is_true(json_object_get(n, "alive")) ||
+			    (json_is_true(json_object_get(n, "known")) &&
+			     json_is_true(json_object_get(n, "in_sync"))))
+				continue;
+			config_lag(why, sizeof why, n, gen);
+			fprintf(f, "%s %s (%s)", lagging++ ? "," : ":", str(n, "node", "?"), why);
+		}
+	}
+	fprintf(f, "\n");
+	if (json_is_string(json_object_get(st, "coordinator")))
+		fprintf(f, "coordinator: %s", str(st, "coordinator", "-"));
+	else
+		fprintf(f, "coordinator: none (no group 0 primary: changes wait)");
+	if (json_is_false(json_object_get(st, "settled")) && json_is_string(json_object_get(st, "coordinator")))
+		fprintf(f, ", not settled yet (waiting for a report from every live node)");
+	if (json_is_true(json_object_get(st, "busy")))
+		fprintf(f, ", change in progress: generation %lld", num(st, "busy_generation", -1));
+	fprintf(f, "\n\n");
+
+	fprintf(f, "%-*s  %-5s  %9s  %7s  %7s  %-12s  %s\n", nw, "NODE", "STATE", "COMMITTED",
+		"APPLIED", "PENDING", "DIGEST", any_error ? "SYNC     ERROR" : "SYNC");
+	json_array_foreach(nodes, i, n) {
+		bool known = json_is_true(json_object_get(n, "known"));
+		const char *state = json_is_true(json_object_get(n, "self")) ? "self" :
+				    json_is_true(json_object_get(n, "alive")) ? "alive" : "lost";
+		const char *sync = !known ? "unknown" : json_is_true(json_object_get(n, "in_sync")) ? "yes" : "no";
+		char com[24] = "-", app[24] = "-", pen[24] = "-", dg[13] = "-", line[1024];
+		int len;
+
+		if (known) {
+			snprintf(com, sizeof com, "%lld", num(n, "committed", -1));
+			snprintf(app, sizeof app, "%lld", num(n, "applied", -1));
+			if (num(n, "pending", 0) > 0)
+				snprintf(pen, sizeof pen, "%lld", num(n, "pending", 0));
+			if (*str(n, "digest", ""))
+				snprintf(dg, sizeof dg, "%.12s", str(n, "digest", ""));
+		}
+		len = snprintf(line, sizeof line, "%-*s  %-5s  %9s  %7s  %7s  %-12s  %-7s%s%s", nw,
+			       str(n, "node", "-"), state, com, app, pen, dg, sync, any_error ? "  " : "",
+			       any_error ? str(n, "error", "-") : "");
+		if (len > (int)sizeof line - 1)
+			len = (int)sizeof line - 1;
+		while (len > 0 && line[len - 1] == ' ')
+			line[--len] = '\0';
+		fprintf(f, "%s\n", line);
+	}
 }

@@ -1,43 +1,31 @@
 /* tandemctl.c - the operator's command line (SPEC section 4).
  *
- * Owns: argument parsing, the conversation with tandemd over its control
- * socket (one JSON object per line, see src/api/ctl.h), and the exit codes
- * the SPEC fixes: 0 done, 1 failed (the daemon included: not reachable),
- * 2 usage error, 3 refused by cluster state. `failover` does not stop at
- * "request accepted": it watches the local node's status until the group's
- * primary really is the target, because that is what the operator asked
- * for. Commands of later versions (config, sessions, image, upgrade)
- * answer "not implemented yet" with exit 2 instead of pretending. */
+ * Owns: argument parsing and the commands' conversations with tandemd
+ * over its control socket (conn.h; one JSON object per line, see
+ * src/api/ctl.h), with the exit codes the SPEC fixes: 0 done, 1 failed
+ * (the daemon included: not reachable), 2 usage error, 3 refused by
+ * cluster state. `failover` does not stop at "request accepted": it
+ * watches the local node's status until the group's primary really is the
+ * target, because that is what the operator asked for. `config ...` lives
+ * in cfgcmd.c. Commands of later versions (image, upgrade) answer "not
+ * implemented yet" with exit 2 instead of pretending. */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <jansson.h>
 
 #include "../api/ctl.h"
+#include "cfgcmd.h"
+#include "conn.h"
 #include "show.h"
 
-#define EXIT_DONE 0
-#define EXIT_FAILED 1
-#define EXIT_USAGE 2
-#define EXIT_REFUSED 3
-
-#define REPLY_TIMEOUT_S 10
 #define FAILOVER_WAIT_MS 10000
 #define FAILOVER_POLL_MS 20
-
-struct conn {
-	const char *path;
-	int fd;
-	FILE *in;
-};
 
 static bool opt_json;
 
@@ -53,7 +41,15 @@ static void usage(FILE *f)
 		"  maintenance on|off [--node NAME]\n"
 		"  events [--follow] [--limit N]\n"
 		"  sessions status\n"
-		"--socket defaults to $TANDEM_SOCKET or %s\n", CTL_DEFAULT_PATH);
+		"  config status                 generation per node, in sync or not\n"
+		"  config show [--generation N]  the configuration YAML and firewall ruleset\n"
+		"  config diff FILE              line diff of the cluster's configuration to FILE\n"
+		"  config apply FILE [--force]   validate FILE (and its ruleset), commit it cluster-wide\n"
+		"  config backup FILE [--force]  save the current generation to FILE (--force: replace)\n"
+		"  config restore FILE [--force] commit the configuration saved in backup FILE\n"
+		"      --force on apply/restore: commit even if this node has heard no peer since it started\n"
+		"--socket defaults to $TANDEM_SOCKET or %s\n"
+		"exit codes: 0 done, 1 failed, 2 usage error, 3 refused by cluster state\n", CTL_DEFAULT_PATH);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -63,136 +59,6 @@ static int usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, "\n");
 	usage(stderr);
 	return EXIT_USAGE;
-}
-
-static int conn_open(struct conn *c, const char *path, bool timeout)
-{
-	struct sockaddr_un sa;
-	struct timeval tv = { .tv_sec = REPLY_TIMEOUT_S };
-
-	c->path = path;
-	memset(&sa, 0, sizeof sa);
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sa.sun_path) {
-		fprintf(stderr, "cannot reach tandemd at %s: socket path too long\n", path);
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path));
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		fprintf(stderr, "cannot reach tandemd at %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	if (timeout)
-		(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	c->in = fdopen(dup(c->fd), "r");
-	if (!c->in) {
-		fprintf(stderr, "cannot reach tandemd at %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Read one JSON line. NULL (with a message) on EOF, timeout or garbage. */
-static json_t *conn_read(struct conn *c)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	json_t *o;
-	json_error_t jerr;
-
-	errno = 0;
-	n = getline(&line, &cap, c->in);
-	if (n <= 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			fprintf(stderr, "tandemd at %s did not answer within %d s\n", c->path, REPLY_TIMEOUT_S);
-		else
-			fprintf(stderr, "tandemd at %s closed the connection%s%s\n", c->path,
-				errno ? ": " : "", errno ? strerror(errno) : "");
-		free(line);
-		return NULL;
-	}
-	o = json_loadb(line, (size_t)n, 0, &jerr);
-	free(line);
-	if (!json_is_object(o)) {
-		fprintf(stderr, "tandemd at %s sent an answer that is not a JSON object\n", c->path);
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-/* Send a request (reference stolen) and read its answer. */
-static json_t *conn_request(struct conn *c, json_t *req)
-{
-	char *s = json_dumps(req, JSON_COMPACT);
-	size_t len, off = 0;
-
-	json_decref(req);
-	if (!s)
-		return NULL;
-	len = strlen(s);
-	s[len] = '\n';
-	while (off < len + 1) {
-		ssize_t w = send(c->fd, s + off, len + 1 - off, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			fprintf(stderr, "cannot reach tandemd at %s: %s\n", c->path, strerror(errno));
-			free(s);
-			return NULL;
-		}
-		off += (size_t)w;
-	}
-	free(s);
-	return conn_read(c);
-}
-
-static void conn_close(struct conn *c)
-{
-	if (c->in)
-		fclose(c->in);
-	if (c->fd >= 0)
-		close(c->fd);
-}
-
-static void print_json(json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT);
-
-	if (s) {
-		printf("%s\n", s);
-		free(s);
-	}
-	fflush(stdout);
-}
-
-/* Exit code of a failed answer, with its reason on stderr. */
-static int answer_error(json_t *res)
-{
-	const char *code = json_string_value(json_object_get(res, "code"));
-	const char *err = json_string_value(json_object_get(res, "error"));
-
-	if (!err)
-		err = "no reason given";
-	if (opt_json)
-		print_json(res);
-	if (code && strcmp(code, "refused") == 0) {
-		fprintf(stderr, "tandemctl: refused: %s\n", err);
-		return EXIT_REFUSED;
-	}
-	if (code && strcmp(code, "usage") == 0) {
-		fprintf(stderr, "tandemctl: %s\n", err);
-		return EXIT_USAGE;
-	}
-	fprintf(stderr, "tandemctl: failed: %s\n", err);
-	return EXIT_FAILED;
-}
-
-static bool answer_ok(json_t *res)
-{
-	return json_is_true(json_object_get(res, "ok"));
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -214,8 +80,8 @@ static int cmd_status(struct conn *c, bool sessions_only)
 
 	if (!res)
 		return EXIT_FAILED;
-	if (!answer_ok(res)) {
-		int r = answer_error(res);
+	if (!conn_answer_ok(res)) {
+		int r = conn_answer_error(res, opt_json);
 		json_decref(res);
 		return r;
 	}
@@ -223,11 +89,11 @@ static int cmd_status(struct conn *c, bool sessions_only)
 	if (sessions_only) {
 		json_t *ses = json_object_get(res, "sessions");
 		if (opt_json)
-			print_json(ses);
+			conn_print_json(ses);
 		else
 			show_sessions(stdout, ses);
 	} else if (opt_json) {
-		print_json(res);
+		conn_print_json(res);
 	} else {
 		show_status(stdout, res);
 	}
@@ -292,15 +158,15 @@ static int cmd_failover(struct conn *c, long group, const char *to, bool reset)
 		free(before);
 		return EXIT_FAILED;
 	}
-	if (!answer_ok(res)) {
-		int r = answer_error(res);
+	if (!conn_answer_ok(res)) {
+		int r = conn_answer_error(res, opt_json);
 		json_decref(res);
 		free(before);
 		return r;
 	}
 	if (reset) {
 		if (opt_json)
-			print_json(res);
+			conn_print_json(res);
 		else
 			printf("group %ld: manual failover flag cleared\n", group);
 		json_decref(res);
@@ -329,7 +195,7 @@ static int cmd_failover(struct conn *c, long group, const char *to, bool reset)
 		if (opt_json) {
 			json_t *o = json_pack("{s:b,s:i,s:s}", "ok", 1, "group", (json_int_t)group,
 					      "primary", now);
-			print_json(o);
+			conn_print_json(o);
 			json_decref(o);
 		} else {
 			printf("group %ld: primary is now %s\n", group, now);
@@ -344,7 +210,7 @@ static int cmd_failover(struct conn *c, long group, const char *to, bool reset)
 			json_t *o = json_pack("{s:b,s:s,s:s,s:O?}", "ok", 0, "code", "failed", "error",
 					      "failover accepted but the primary did not move in time",
 					      "group_status", grp);
-			print_json(o);
+			conn_print_json(o);
 			json_decref(o);
 		}
 		free(seen);
@@ -364,10 +230,10 @@ static int cmd_simple(struct conn *c, json_t *req, const char *done)
 
 	if (!res)
 		return EXIT_FAILED;
-	if (!answer_ok(res))
-		r = answer_error(res);
+	if (!conn_answer_ok(res))
+		r = conn_answer_error(res, opt_json);
 	else if (opt_json)
-		print_json(res);
+		conn_print_json(res);
 	else
 		printf("%s\n", done);
 	json_decref(res);
@@ -385,14 +251,14 @@ static int cmd_events(struct conn *c, bool follow, long limit)
 	res = conn_request(c, req);
 	if (!res)
 		return EXIT_FAILED;
-	if (!answer_ok(res)) {
-		int r = answer_error(res);
+	if (!conn_answer_ok(res)) {
+		int r = conn_answer_error(res, opt_json);
 		json_decref(res);
 		return r;
 	}
 	json_array_foreach(json_object_get(res, "events"), i, ev) {
 		if (opt_json)
-			print_json(ev);
+			conn_print_json(ev);
 		else
 			show_event(stdout, ev);
 	}
@@ -407,7 +273,7 @@ static int cmd_events(struct conn *c, bool follow, long limit)
 		if (!ev)
 			return EXIT_FAILED;
 		if (opt_json)
-			print_json(ev);
+			conn_print_json(ev);
 		else
 			show_event(stdout, ev);
 		fflush(stdout);
@@ -453,8 +319,15 @@ int main(int argc, char **argv)
 	const char *to = NULL, *node = NULL;
 	bool reset = false, follow = false, on = false;
 
-	if (strcmp(cmd, "config") == 0 ||
-	    strcmp(cmd, "image") == 0 || strcmp(cmd, "upgrade") == 0) {
+	if (strcmp(cmd, "config") == 0) {
+		struct cfgcmd_args ca = { .socket = sock, .json = opt_json };
+		if (cfgcmd_parse(n - 1, args + 1, &ca) != 0) {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		return cfgcmd_run(&ca);
+	}
+	if (strcmp(cmd, "image") == 0 || strcmp(cmd, "upgrade") == 0) {
 		fprintf(stderr, "tandemctl: '%s' is not implemented yet in this version\n", cmd);
 		return EXIT_USAGE;
 	}
@@ -508,7 +381,7 @@ int main(int argc, char **argv)
 		return usage_error("unknown command '%s'", cmd);
 	}
 
-	if (conn_open(&c, sock, timeout) != 0) {
+	if (conn_open(&c, sock, timeout ? CONN_REPLY_TIMEOUT_S : 0) != 0) {
 		conn_close(&c);
 		return EXIT_FAILED;
 	}
