@@ -1490,10 +1490,10 @@ static int find_self(const struct tnd_conf *c, char *err, size_t err_len)
 	if (n_found == 1)
 		return found;
 	if (n_found == 0)
-		snprintf(err, err_len, "no node in %s has a link address on this host; use --node NAME",
-			 c->source);
+		say(err, err_len, "no node in %s has a link address on this host; use --node NAME",
+		    c->source);
 	else
-		snprintf(err, err_len, "several nodes in %s have link addresses on this host (%s); use --node NAME",
+		say(err, err_len, "several nodes in %s have link addresses on this host (%s); use --node NAME",
 			 c->source, names);
 	return -1;
 }
