@@ -26,6 +26,7 @@ enum {
 	T_GEN = 1, T_BALLOT, T_DIGEST, T_LEN, T_CODE, T_WHY, T_REQ, T_OFF,
 	T_COUNT, T_DATA, T_FLAGS, T_CGEN, T_CDG, T_PGEN, T_PBALLOT, T_PDG,
 	T_AGEN, T_AOK, T_FLOOR, T_MISSING,
+	T_INC, /* RESULT: the incarnation of the proposer it answers */
 };
 
 #define CHUNKS_MAX ((CFGSYNC_DOC_MAX + CFGSYNC_CHUNK_BYTES - 1) / CFGSYNC_CHUNK_BYTES)
@@ -44,12 +45,18 @@ struct peer {
 	uint8_t cdg[CFGSYNC_DIGEST_LEN], pdg[CFGSYNC_DIGEST_LEN];
 	bool aok;
 	char aerr[CFGSYNC_WHY_LEN];
-	/* last outcome of a proposal it sent us (coordinator), for resends */
+	/* last outcome of a proposal it sent us (coordinator), for resends;
+	 * a request is named by the proposer's incarnation and its req, as
+	 * a restarted proposer numbers its requests afresh */
 	uint32_t res_req;
+	uint64_t res_inc;
 	bool res_set;
 	int res_code;
 	char res_why[CFGSYNC_WHY_LEN];
 	mono_t abort_sent; /* rate limit of ABORT resends */
+	/* the newest STATE taken: an older or repeated one is stale */
+	bool st_any;
+	uint64_t st_inc, st_seq;
 };
 
 enum xpurpose { XP_NONE, XP_PREPARE, XP_CATCHUP, XP_ROLL, XP_PROPOSAL };
@@ -82,6 +89,9 @@ struct prop {
 	int origin;     /* node that asked, TND_NO_NODE: roll-forward/bootstrap */
 	bool roll;      /* a roll-forward: never aborted (it may be committed) */
 	uint32_t req;
+	uint64_t inc;   /* origin's incarnation */
+	unsigned flags;
+	mono_t asked;   /* when the user's request reached the coordinator */
 	uint32_t acked; /* nodes holding it durably */
 	mono_t started, next_send;
 	char why[CFGSYNC_WHY_LEN]; /* abort reason */
@@ -92,12 +102,14 @@ enum ustate { US_NONE, US_FETCH, US_VALIDATING, US_READY };
 struct uprop { /* a user's proposal at the coordinator */
 	enum ustate state;
 	int origin;
+	uint64_t inc; /* origin's incarnation */
 	uint32_t req;
 	unsigned flags;
 	uint8_t dg[CFGSYNC_DIGEST_LEN];
 	size_t len;
 	uint8_t *blob;
 	mono_t started;
+	uint64_t base_gen; /* committed generation when it arrived */
 };
 
 struct mine { /* a proposal this node sent to a remote coordinator */
@@ -105,6 +117,7 @@ struct mine { /* a proposal this node sent to a remote coordinator */
 	uint32_t req;
 	unsigned flags;
 	struct doc d;
+	uint64_t base_gen; /* committed generation when it was asked */
 	mono_t next_send, deadline;
 };
 
@@ -151,7 +164,7 @@ struct cfgsync {
 	/* decode scratch */
 	struct msg {
 		uint32_t has;
-		uint64_t gen, ballot, cgen, pgen, pballot, agen, floor;
+		uint64_t gen, ballot, cgen, pgen, pballot, agen, floor, inc;
 		uint8_t dg[CFGSYNC_DIGEST_LEN], cdg[CFGSYNC_DIGEST_LEN],
 			pdg[CFGSYNC_DIGEST_LEN];
 		uint32_t len, code, req, off;
@@ -588,8 +601,12 @@ static void send_ack(struct cfgsync *cs, struct cfgsync_actions *out, int to,
 	send_finish(cs, out, &s);
 }
 
+/* `inc`: the proposer's incarnation, so that a proposer that restarted
+ * (and numbers its requests from 1 again) never takes an outcome meant
+ * for its previous life. */
 static void send_result(struct cfgsync *cs, struct cfgsync_actions *out,
-			int to, uint32_t req, int code, const char *why)
+			int to, uint64_t inc, uint32_t req, int code,
+			const char *why)
 {
 	struct sendctx s;
 	if (!send_begin(cs, out, &s, to, CFG_MSG_RESULT))
@@ -597,6 +614,7 @@ static void send_result(struct cfgsync *cs, struct cfgsync_actions *out,
 	tlvw_u32(&s.w, T_REQ, req);
 	tlvw_u32(&s.w, T_CODE, (uint32_t)-code);
 	tlvw_str(&s.w, T_WHY, why);
+	tlvw_u64(&s.w, T_INC, inc);
 	send_finish(cs, out, &s);
 }
 
@@ -626,7 +644,8 @@ static void send_fetch(struct cfgsync *cs, struct cfgsync_actions *out,
 
 /* The outcome of a user's proposal, to whoever asked. */
 static void finish_user(struct cfgsync *cs, struct cfgsync_actions *out,
-			int origin, uint32_t req, int code, const char *why)
+			int origin, uint64_t inc, uint32_t req, int code,
+			const char *why)
 {
 	if (origin == cs->self) {
 		struct cfgsync_act *a = act_add(out, CFA_RESULT);
@@ -643,9 +662,10 @@ static void finish_user(struct cfgsync *cs, struct cfgsync_actions *out,
 		struct peer *p = &cs->peers[origin];
 		p->res_set = true;
 		p->res_req = req;
+		p->res_inc = inc;
 		p->res_code = code;
 		snprintf(p->res_why, sizeof(p->res_why), "%s", why);
-		send_result(cs, out, origin, req, code, why);
+		send_result(cs, out, origin, inc, req, code, why);
 	}
 }
 
@@ -731,9 +751,15 @@ static void prop_drive(struct cfgsync *cs, struct cfgsync_actions *out,
 		       mono_t now)
 {
 	struct prop *pp = &cs->prop;
+	/* After a failed store the disk gets retry_ms of rest (like every
+	 * other store here), rather than being asked again at once, which a
+	 * driver that answers synchronously would turn into a busy loop. */
+	bool may_store = !cs->stg.busy && now >= cs->store_retry_at;
 	if (pp->phase == PP_ABORTING && !cs->stg.busy) {
 		if (cs->pend.blob && cs->pend.gen == pp->d.gen &&
 		    dg_eq(cs->pend.dg, pp->d.dg)) {
+			if (!may_store)
+				return;
 			struct doc tmp = { 0 };
 			doc_set(&tmp, cs->pend.gen, cs->pend.ballot, cs->pend.dg, NULL, 0);
 			store(cs, out, CFS_DROP, &tmp, true);
@@ -743,7 +769,8 @@ static void prop_drive(struct cfgsync *cs, struct cfgsync_actions *out,
 			if (peer_live(cs, x))
 				send_gdg(cs, out, x, CFG_MSG_ABORT, &pp->d, false);
 		if (pp->origin != TND_NO_NODE)
-			finish_user(cs, out, pp->origin, pp->req, pp->code, pp->why);
+			finish_user(cs, out, pp->origin, pp->inc, pp->req, pp->code,
+				    pp->why);
 		prop_clear(cs);
 		cs->dirty = true;
 		return;
@@ -752,7 +779,7 @@ static void prop_drive(struct cfgsync *cs, struct cfgsync_actions *out,
 		return;
 	uint32_t need = live_mask(cs);
 	if ((pp->acked & need) == need) {
-		if (cs->stg.busy)
+		if (!may_store)
 			return;
 		pp->phase = PP_COMMITTING;
 		struct doc tmp = { 0 };
@@ -852,9 +879,19 @@ static void evaluate(struct cfgsync *cs, struct cfgsync_actions *out, mono_t now
 		}
 	}
 	/* a remote proposal of ours: (re)send to the coordinator */
+	if (cs->mine.set && cs->c.gen > cs->mine.base_gen &&
+	    dg_eq(cs->c.dg, cs->mine.d.dg)) {
+		/* It is committed here, durably, whoever finished it (a
+		 * coordinator that rolled it forward sends no RESULT). */
+		char why[CFGSYNC_WHY_LEN];
+		snprintf(why, sizeof(why), "committed as generation %llu",
+			 (unsigned long long)cs->c.gen);
+		finish_user(cs, out, cs->self, cs->p.incarnation, cs->mine.req, 0, why);
+	}
 	if (cs->mine.set) {
 		if (now >= cs->mine.deadline) {
-			finish_user(cs, out, cs->self, cs->mine.req, TND_ETIMEDOUT,
+			finish_user(cs, out, cs->self, cs->p.incarnation, cs->mine.req,
+				    TND_ETIMEDOUT,
 				    "no answer from the coordinator (group 0 primary)");
 		} else if (now >= cs->mine.next_send &&
 			   !(cs->coord >= 0 && cs->coord != cs->self &&
@@ -993,7 +1030,7 @@ static void coord_duties(struct cfgsync *cs, struct cfgsync_actions *out,
 		}
 	}
 	if (u->state != US_NONE && now - u->started >= MS_TO_MONO(cs->p.propose_timeout_ms)) {
-		finish_user(cs, out, u->origin, u->req, TND_ETIMEDOUT,
+		finish_user(cs, out, u->origin, u->inc, u->req, TND_ETIMEDOUT,
 			    "the coordinator could not complete the change in time");
 		u_clear(cs);
 	}
@@ -1069,11 +1106,15 @@ static void coord_duties(struct cfgsync *cs, struct cfgsync_actions *out,
 	/* A validated user proposal. */
 	if (u->state == US_READY) {
 		if (dg_eq(u->dg, cs->c.dg)) {
+			/* Committed meanwhile (a roll-forward of this very
+			 * request after a change of coordinator), or asked
+			 * for what was already current. */
 			char why[CFGSYNC_WHY_LEN];
 			snprintf(why, sizeof(why),
-				 "no change: this is the current configuration (generation %llu)",
+				 cs->c.gen > u->base_gen ? "committed as generation %llu"
+				 : "no change: this is the current configuration (generation %llu)",
 				 (unsigned long long)cs->c.gen);
-			finish_user(cs, out, u->origin, u->req, 0, why);
+			finish_user(cs, out, u->origin, u->inc, u->req, 0, why);
 			u_clear(cs);
 			return;
 		}
@@ -1081,8 +1122,14 @@ static void coord_duties(struct cfgsync *cs, struct cfgsync_actions *out,
 		doc_set(&d, max_gen_seen(cs) + 1, cs->epoch, u->dg, u->blob, u->len);
 		int origin = u->origin;
 		uint32_t req = u->req;
+		uint64_t inc = u->inc;
+		unsigned fl = u->flags;
+		mono_t asked = u->started;
 		u_clear(cs);
 		prop_start(cs, out, &d, origin, req, now, "change");
+		cs->prop.inc = inc;
+		cs->prop.flags = fl;
+		cs->prop.asked = asked;
 		doc_free(&d);
 	}
 }
@@ -1161,6 +1208,52 @@ void cfgsync_free(struct cfgsync *cs)
 	free(cs);
 }
 
+/* A request of this node's user becomes one for a remote coordinator
+ * (this node lost group 0 while it was in flight). The deadline stays the
+ * one the user was promised. */
+static void mine_take(struct cfgsync *cs, struct cfgsync_actions *out,
+		      uint32_t req, unsigned flags, const uint8_t *dg,
+		      const uint8_t *blob, size_t len, mono_t asked, mono_t now)
+{
+	if (cs->mine.set || !blob) {
+		finish_user(cs, out, cs->self, cs->p.incarnation, req, TND_EREFUSED,
+			    "group 0 moved to another node before this change was made; retry");
+		return;
+	}
+	if (doc_set(&cs->mine.d, 0, 0, dg, blob, len) != 0) {
+		finish_user(cs, out, cs->self, cs->p.incarnation, req, TND_ENOSPC,
+			    "out of memory");
+		return;
+	}
+	cs->mine.set = true;
+	cs->mine.req = req;
+	cs->mine.flags = flags;
+	cs->mine.base_gen = cs->c.gen;
+	cs->mine.next_send = now;
+	cs->mine.deadline = asked + MS_TO_MONO(cs->p.propose_timeout_ms);
+}
+
+/* This node became coordinator while its own request waited for the
+ * previous one: it is now a local request here. */
+static void u_from_mine(struct cfgsync *cs, mono_t now)
+{
+	struct mine *m = &cs->mine;
+	struct uprop *u = &cs->u;
+	u->state = US_FETCH;
+	u->origin = cs->self;
+	u->inc = cs->p.incarnation;
+	u->req = m->req;
+	u->flags = m->flags;
+	u->started = m->deadline - MS_TO_MONO(cs->p.propose_timeout_ms);
+	u->base_gen = m->base_gen;
+	memcpy(u->dg, m->d.dg, CFGSYNC_DIGEST_LEN);
+	u->blob = m->d.blob; /* moved */
+	u->len = m->d.len;
+	m->d.blob = NULL;
+	doc_free(&m->d);
+	m->set = false;
+}
+
 int cfgsync_view(struct cfgsync *cs, int coordinator, uint64_t epoch,
 		 uint32_t alive_mask, mono_t now, struct cfgsync_actions *out)
 {
@@ -1169,13 +1262,24 @@ int cfgsync_view(struct cfgsync *cs, int coordinator, uint64_t epoch,
 	if (coordinator != cs->coord) {
 		if (cs->coord == cs->self) {
 			/* Deposed: our proposal is left to the next
-			 * coordinator, which rolls it forward if prepared. */
-			if (cs->prop.phase != PP_NONE && cs->prop.phase != PP_ABORTING)
+			 * coordinator, which rolls it forward if prepared.
+			 * Our own user's requests are sent on to it, so they
+			 * still get an outcome; remote proposers resend
+			 * theirs by themselves. */
+			struct prop *pp = &cs->prop;
+			struct uprop *u = &cs->u;
+			if (pp->phase != PP_NONE && pp->phase != PP_ABORTING)
 				emit(out, CFG_LVL_INFO, "config.handover",
-				     "gen=%llu to=%d", (unsigned long long)cs->prop.d.gen,
+				     "gen=%llu to=%d", (unsigned long long)pp->d.gen,
 				     coordinator);
+			if (pp->phase != PP_NONE && pp->origin == cs->self)
+				mine_take(cs, out, pp->req, pp->flags, pp->d.dg,
+					  pp->d.blob, pp->d.len, pp->asked, now);
+			if (u->state != US_NONE && u->origin == cs->self)
+				mine_take(cs, out, u->req, u->flags, u->dg, u->blob,
+					  u->len, u->started, now);
 			prop_clear(cs);
-			if (cs->u.state != US_NONE)
+			if (u->state != US_NONE)
 				u_clear(cs);
 		}
 		for (int x = 0; x < cs->n; x++)
@@ -1183,6 +1287,8 @@ int cfgsync_view(struct cfgsync *cs, int coordinator, uint64_t epoch,
 		cs->prep.set = false; /* the new coordinator prepares again */
 		cs->coord = coordinator;
 		cs->dirty = true;
+		if (cs->mine.set && coordinator == cs->self && cs->u.state == US_NONE)
+			u_from_mine(cs, now);
 		if (cs->mine.set)
 			cs->mine.next_send = now;
 	}
@@ -1219,6 +1325,8 @@ int cfgsync_propose(struct cfgsync *cs, uint32_t req, const uint8_t *blob,
 			return tnd_refuse(why, why_len, TND_EREFUSED, "another change is in progress");
 		cs->u.state = US_FETCH;
 		cs->u.origin = cs->self;
+		cs->u.inc = cs->p.incarnation;
+		cs->u.base_gen = cs->c.gen;
 		cs->u.req = req;
 		cs->u.flags = flags;
 		cs->u.started = now;
@@ -1240,6 +1348,7 @@ int cfgsync_propose(struct cfgsync *cs, uint32_t req, const uint8_t *blob,
 		cs->mine.set = true;
 		cs->mine.req = req;
 		cs->mine.flags = flags;
+		cs->mine.base_gen = cs->c.gen;
 		cs->mine.next_send = now;
 		cs->mine.deadline = now + MS_TO_MONO(cs->p.propose_timeout_ms);
 	}
@@ -1258,7 +1367,8 @@ int cfgsync_validated(struct cfgsync *cs, const uint8_t digest[CFGSYNC_DIGEST_LE
 		char b[13];
 		emit(out, CFG_LVL_WARN, "config.rejected", "digest=%s from=%d reason=\"%s\"",
 		     dg_short(u->dg, b), u->origin, why ? why : "");
-		finish_user(cs, out, u->origin, u->req, code < 0 ? code : TND_EINVAL,
+		finish_user(cs, out, u->origin, u->inc, u->req,
+			    code < 0 ? code : TND_EINVAL,
 			    why && why[0] ? why : "invalid configuration");
 		u_clear(cs);
 	} else {
@@ -1336,7 +1446,8 @@ int cfgsync_stored(struct cfgsync *cs, enum cfgsync_store_op op, uint64_t gen,
 				char why[CFGSYNC_WHY_LEN];
 				snprintf(why, sizeof(why), "committed as generation %llu",
 					 (unsigned long long)cs->c.gen);
-				finish_user(cs, out, cs->prop.origin, cs->prop.req, 0, why);
+				finish_user(cs, out, cs->prop.origin, cs->prop.inc,
+					    cs->prop.req, 0, why);
 			}
 			prop_clear(cs);
 		}
@@ -1400,6 +1511,7 @@ static int decode(struct cfgsync *cs, const uint8_t *body, size_t len)
 		case T_PBALLOT: e = tlv_u64(&t, &m->pballot); break;
 		case T_AGEN: e = tlv_u64(&t, &m->agen); break;
 		case T_FLOOR: e = tlv_u64(&t, &m->floor); break;
+		case T_INC: e = tlv_u64(&t, &m->inc); break;
 		case T_DIGEST: e = get_dg(&t, m->dg); break;
 		case T_CDG: e = get_dg(&t, m->cdg); break;
 		case T_PDG: e = get_dg(&t, m->pdg); break;
@@ -1578,12 +1690,28 @@ int cfgsync_recv(struct cfgsync *cs, const struct wire_hdr *h,
 	const uint32_t gdg = HAS(T_GEN) | HAS(T_DIGEST);
 	int rc = 0;
 	switch (h->type) {
-	case CFG_MSG_STATE:
+	case CFG_MSG_STATE: {
 		if (!need(m, HAS(T_CGEN) | HAS(T_CDG) | HAS(T_FLOOR)) ||
 		    ((m->has & HAS(T_PGEN)) && !need(m, HAS(T_PBALLOT) | HAS(T_PDG))))
 			goto bad;
+		/* A STATE is the sender's whole durable state at a moment:
+		 * one older than the newest taken (delayed, duplicated, or
+		 * from a previous life of the sender) would make this node
+		 * believe in a pending or aborted proposal that is gone, and
+		 * a coordinator could roll it forward. The sequence number
+		 * grows with every message of one incarnation (wire.h). */
+		struct peer *p = &cs->peers[x];
+		if (p->st_any && (h->incarnation < p->st_inc ||
+				  (h->incarnation == p->st_inc && h->seq <= p->st_seq))) {
+			cs->rx_bad++;
+			return TND_EREPLAY;
+		}
+		p->st_any = true;
+		p->st_inc = h->incarnation;
+		p->st_seq = h->seq;
 		on_state(cs, x, m);
 		break;
+	}
 	case CFG_MSG_PREPARE:
 		if (!need(m, gdg | HAS(T_BALLOT) | HAS(T_LEN)) || m->gen == 0 ||
 		    m->len > CFGSYNC_DOC_MAX)
@@ -1672,7 +1800,9 @@ int cfgsync_recv(struct cfgsync *cs, const struct wire_hdr *h,
 		serve_fetch(cs, out, x, m);
 		break;
 	case CFG_MSG_DATA:
-		if (!need(m, HAS(T_DIGEST)))
+		/* well formed whether or not it is still wanted */
+		if (!need(m, HAS(T_DIGEST)) ||
+		    (!m->missing && (!need(m, HAS(T_LEN) | HAS(T_OFF)) || !m->data)))
 			goto bad;
 		rc = on_data(cs, out, x, m, now);
 		if (rc == TND_EINVAL)
@@ -1685,24 +1815,36 @@ int cfgsync_recv(struct cfgsync *cs, const struct wire_hdr *h,
 		if (!is_coord(cs))
 			break; /* the proposer resends to the coordinator */
 		{
+			/* A request is (proposer, its incarnation, req). The
+			 * proposer resends it every retry_ms until it hears
+			 * the outcome: a resend is answered with the outcome
+			 * if there is one, and ignored while it is validated
+			 * or prepared, never started a second time. */
 			struct peer *p = &cs->peers[x];
-			if (p->res_set && p->res_req == m->req) {
-				send_result(cs, out, x, m->req, p->res_code, p->res_why);
+			uint64_t inc = h->incarnation;
+			if (p->res_set && p->res_req == m->req && p->res_inc == inc) {
+				send_result(cs, out, x, inc, m->req, p->res_code, p->res_why);
 				break;
 			}
+			if (cs->prop.phase != PP_NONE && cs->prop.origin == x &&
+			    cs->prop.req == m->req && cs->prop.inc == inc)
+				break;
 			if (cs->u.state != US_NONE) {
-				if (!(cs->u.origin == x && cs->u.req == m->req))
-					send_result(cs, out, x, m->req, TND_EREFUSED,
+				if (!(cs->u.origin == x && cs->u.req == m->req &&
+				      cs->u.inc == inc))
+					send_result(cs, out, x, inc, m->req, TND_EREFUSED,
 						    "another change is in progress");
 				break;
 			}
 			if (cs->n > 1 && !cs->heard_any && !(m->flags & CFGSYNC_FORCE)) {
-				send_result(cs, out, x, m->req, TND_EREFUSED,
+				send_result(cs, out, x, inc, m->req, TND_EREFUSED,
 					    "the coordinator has not heard any peer since it started");
 				break;
 			}
 			cs->u.state = US_FETCH;
 			cs->u.origin = x;
+			cs->u.inc = inc;
+			cs->u.base_gen = cs->c.gen;
 			cs->u.req = m->req;
 			cs->u.flags = m->flags;
 			cs->u.started = now;
@@ -1712,8 +1854,10 @@ int cfgsync_recv(struct cfgsync *cs, const struct wire_hdr *h,
 	case CFG_MSG_RESULT:
 		if (!need(m, HAS(T_REQ) | HAS(T_CODE)))
 			goto bad;
-		if (cs->mine.set && cs->mine.req == m->req && x == cs->coord)
-			finish_user(cs, out, cs->self, m->req,
+		/* T_INC is absent from a coordinator of an older build */
+		if (cs->mine.set && cs->mine.req == m->req && x == cs->coord &&
+		    (!(m->has & HAS(T_INC)) || m->inc == cs->p.incarnation))
+			finish_user(cs, out, cs->self, cs->p.incarnation, m->req,
 				    m->code == 0 ? 0 : m->code <= 11 ? -(int)m->code : TND_EIO,
 				    m->why);
 		break;
@@ -1744,7 +1888,10 @@ mono_t cfgsync_next_wake(const struct cfgsync *cs)
 		t = cs->x.next_req;
 	if (cs->store_retry_at > 0 && cs->store_retry_at < t)
 		t = cs->store_retry_at;
-	if (cs->prop.phase == PP_PREPARE) {
+	/* Once every live node acked, the coordinator waits for its commit
+	 * store (or for store_retry_at, above), not for a resend. */
+	if (cs->prop.phase == PP_PREPARE &&
+	    (cs->prop.acked & live_mask(cs)) != live_mask(cs)) {
 		if (cs->prop.next_send < t)
 			t = cs->prop.next_send;
 		mono_t to = cs->prop.started + MS_TO_MONO(cs->p.prepare_timeout_ms);

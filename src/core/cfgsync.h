@@ -73,7 +73,12 @@
  * sequence numbers carry CFGSYNC_SEQ_SPACE (bit 62), a space disjoint from
  * node.c's counter (small) and ctsync's (bit 63), so the seal nonce is
  * never reused. Every message names the document by (gen, digest), so a
- * duplicate or replay cannot change a decision. */
+ * duplicate or replay cannot change a decision; a proposal is named by
+ * (proposer, its incarnation, req), so a resent CFG_MSG_PROPOSE never
+ * starts it twice. CFG_MSG_STATE is a whole state at a moment: one not
+ * newer (incarnation, then sequence) than the last taken from its sender
+ * is stale and dropped, so a delayed report cannot bring back a pending
+ * proposal that was aborted since. */
 #ifndef TND_CFGSYNC_H
 #define TND_CFGSYNC_H
 
@@ -202,8 +207,9 @@ int cfgsync_view(struct cfgsync *cs, int coordinator, uint64_t epoch,
 		 uint32_t alive_mask, mono_t now, struct cfgsync_actions *out);
 
 /* Ask for a change. `req` is the caller's id echoed in CFA_RESULT. Returns
- * 0 when the request is under way (its outcome comes as
- * CFA_RESULT), or a negative code with `why` when refused at once.
+ * 0 when the request is under way (its outcome comes as exactly one
+ * CFA_RESULT, also when group 0 moves meanwhile: the request follows the
+ * coordinator), or a negative code with `why` when refused at once.
  * force: act although this node has not heard any peer since it started. */
 #define CFGSYNC_FORCE 1u
 int cfgsync_propose(struct cfgsync *cs, uint32_t req, const uint8_t *blob,
@@ -221,7 +227,9 @@ int cfgsync_applied(struct cfgsync *cs, uint64_t gen, int code,
 		    const char *err, mono_t now, struct cfgsync_actions *out);
 
 /* An authenticated CFG_MSG_* message. 0, or a negative tnd_err when it was
- * dropped (counted; nothing changed). */
+ * dropped (counted in rx_bad; nothing changed): TND_EINVAL malformed,
+ * TND_EREPLAY a stale CFG_MSG_STATE. A well-formed message about a
+ * generation or transfer that is over is taken (0) and changes nothing. */
 int cfgsync_recv(struct cfgsync *cs, const struct wire_hdr *h,
 		 const uint8_t *body, size_t len, mono_t now,
 		 struct cfgsync_actions *out);
