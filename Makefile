@@ -40,7 +40,7 @@ CTSIM_BIN := $(B)/tests/ctsimulate
 
 PROGS := $(B)/tandemd $(B)/tandemctl $(B)/tandem-probe
 
-.PHONY: all deps check demo bench clean unit sim golden fuzz lab test-sanitized
+.PHONY: all deps check demo bench clean unit sim golden fuzz lab cli test-sanitized
 all: $(PROGS)
 
 deps:
@@ -103,6 +103,8 @@ golden: $(B)/tandemd
 	bash tests/golden/run.sh $(B)/tandemd
 fuzz:
 	bash tests/fuzz/run.sh
+cli: all
+	bash tests/cli/run.sh $(B)
 lab: all $(B)/tests/nl_check $(B)/tests/ct_check $(B)/tests/store_check
 	bash tests/lab/run.sh $(B)
 
@@ -110,7 +112,7 @@ lab: all $(B)/tests/nl_check $(B)/tests/ct_check $(B)/tests/store_check
 # UndefinedBehaviorSanitizer, then unit, golden, simulator, fuzz and lab.
 check: deps
 	$(MAKE) SAN=1 test-sanitized
-test-sanitized: all unit golden sim fuzz lab
+test-sanitized: all unit golden sim cli fuzz lab
 	@echo "make check: all tests passed"
 
 demo: deps

@@ -9,7 +9,7 @@ PKGS=(
   libmnl-dev libnetfilter-conntrack-dev libnftables-dev libsodium-dev
   libfyaml-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev
   libarchive-dev libcmocka-dev
-  iproute2 nftables conntrack iputils-ping procps psmisc jq
+  iproute2 nftables conntrack iputils-ping procps psmisc jq python3 patch
   keepalived conntrackd
 )
 

@@ -1028,7 +1028,9 @@ static void cfg_recv(struct daemon *d, const struct wire_hdr *h, const uint8_t *
 		     size_t len, mono_t now)
 {
 	cfgsync_actions_reset(d->cfg_acts);
-	if (cfgsync_recv(d->cfg, h, body, len, now, d->cfg_acts) < 0)
+	/* A drop is counted by the core (config status: rx_bad); only a
+	 * malformed message is the driver's counter's business too. */
+	if (cfgsync_recv(d->cfg, h, body, len, now, d->cfg_acts) == TND_EINVAL)
 		d->ctr.malformed++;
 	cfg_run(d, now);
 }
