@@ -37,6 +37,22 @@
 #define CT_TCP_STATE_MAX 10 /* TCP_CONNTRACK_MAX in the kernel (states 0..9) */
 #define CT_WSCALE_MAX 14   /* RFC 7323 section 2.3 */
 
+/* One sendmsg of queued requests: bytes, and requests. */
+#define CT_BATCH_BYTES (64 * 1024)
+#define CT_CHUNK_MAX CT_QUEUE_MAX
+/* Receive buffer of the request socket: room for an error reply to every
+ * request of a chunk (each is its own small skb) with margin. */
+#define CT_REQ_RCVBUF_BYTES (4 * 1024 * 1024)
+
+/* A queued record and where its injection stands (ct_flush). */
+struct ct_pend {
+	struct ctrec r;
+	uint8_t step;    /* enum ct_step */
+	bool skip;       /* replaced by a later UPSERT of its key */
+	bool known;      /* the outcome of the step in flight is known */
+	int err;         /* errno of that outcome, 0 for success */
+};
+
 struct ct {
 	struct mnl_socket *req;
 	uint32_t req_portid;
@@ -44,7 +60,12 @@ struct ct {
 	struct mnl_socket *ev;
 	uint32_t timeout_floor_s;
 	struct ct_stats st;
-	uint8_t buf[CT_BUF_BYTES];
+	uint32_t n_pend;
+	struct ct_pend pend[CT_QUEUE_MAX];
+	uint32_t chunk[CT_CHUNK_MAX];       /* pend index per request of a chunk */
+	uint16_t slot[2 * CT_QUEUE_MAX];    /* key hash -> pend index + 1 */
+	uint8_t bbuf[CT_BATCH_BYTES];       /* requests of one chunk */
+	uint8_t buf[CT_BUF_BYTES];          /* replies, dumps, events */
 };
 
 /* ---- the record form ---------------------------------------------------- */
@@ -513,16 +534,36 @@ int ct_from_rec(const struct ctrec *r, struct nf_conntrack *c)
 
 /* ---- sockets ------------------------------------------------------------ */
 
+/* The request socket: error replies without the request echoed
+ * (NETLINK_CAP_ACK: a chunk's worth of errors stays small) and a receive
+ * buffer that holds them. NULL with errno. */
+static struct mnl_socket *ct_req_socket(void)
+{
+	struct mnl_socket *s = mnl_socket_open(NETLINK_NETFILTER);
+	int one = 1, sz = CT_REQ_RCVBUF_BYTES, fd;
+	if (!s)
+		return NULL;
+	fd = mnl_socket_get_fd(s);
+	(void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+		mnl_socket_close(s);
+		errno = e;
+		return NULL;
+	}
+	return s;
+}
+
 struct ct *ct_open(void)
 {
 	struct ct *ct = calloc(1, sizeof(*ct));
 	if (!ct)
 		return NULL;
-	ct->req = mnl_socket_open(NETLINK_NETFILTER);
-	if (!ct->req || mnl_socket_bind(ct->req, 0, MNL_SOCKET_AUTOPID) < 0) {
+	ct->req = ct_req_socket();
+	if (!ct->req) {
 		int e = errno;
-		if (ct->req)
-			mnl_socket_close(ct->req);
 		free(ct);
 		errno = e;
 		return NULL;
@@ -557,15 +598,9 @@ void ct_get_stats(const struct ct *ct, struct ct_stats *out)
  * socket; replace the socket rather than read megabytes to drain it. */
 static int ct_req_reopen(struct ct *ct)
 {
-	struct mnl_socket *s = mnl_socket_open(NETLINK_NETFILTER);
+	struct mnl_socket *s = ct_req_socket();
 	if (!s)
 		return TND_ESYS;
-	if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
-		mnl_socket_close(s);
-		errno = e;
-		return TND_ESYS;
-	}
 	mnl_socket_close(ct->req);
 	ct->req = s;
 	ct->req_portid = mnl_socket_get_portid(s);
@@ -662,60 +697,86 @@ int ct_dump(struct ct *ct, ct_rec_cb cb, void *arg)
 	return 0;
 }
 
-/* ---- requests ----------------------------------------------------------- */
+/* ---- requests: batched injection ----------------------------------------
+ *
+ * Records are queued (ct_queue) and sent to the kernel many requests per
+ * sendmsg (ct_flush): the kernel handles a datagram's requests one after
+ * the other in the sender's context (netlink_rcv_skb), answers an error
+ * for each that fails and, for the last one only, which asks for it
+ * (NLM_F_ACK), an acknowledgement. So once the acknowledgement of the last
+ * request is read, every request without an error reply succeeded. This
+ * costs one system call pair per chunk instead of per record (the
+ * kernel's own work per record is the same), which makes a bulk several
+ * times faster than a request-and-wait per record.
+ *
+ * Each record goes through the steps ct_apply always took: an UPSERT is
+ * created (EXCL); if it exists, updated in place without NAT attributes
+ * (the kernel refuses to change a binding); if the update is refused,
+ * replaced (deleted, created). A DELETE is one step. A step that needs a
+ * next one waits for the next round, so a flush takes at most four rounds
+ * of chunks. Order is kept because a queued UPSERT is dropped when a later
+ * UPSERT of the same key is queued (the later one carries the whole
+ * state), so a record with a retry never has a later record of its key in
+ * the same flush; a DELETE followed by an UPSERT of one key both go, in
+ * order (a recreated session may carry a new NAT binding). */
 
-/* Send one request built in ct->buf and wait for its acknowledgement.
- * 0, or TND_ESYS with errno = the kernel's error. */
-static int ct_request(struct ct *ct, struct nlmsghdr *nlh)
+enum ct_step { CS_CREATE, CS_UPDATE, CS_REPL_DEL, CS_REPL_NEW, CS_DELETE, CS_DONE };
+
+/* Room left in the chunk buffer below which a chunk is sent: more than the
+ * largest request (an IPv6 entry with NAT is about 300 bytes). */
+#define CT_MSG_ROOM 1024
+#define CT_ROUNDS_MAX 8
+
+static int ct_req_reopen(struct ct *ct);
+int ct_flush(struct ct *ct);
+
+static uint64_t ct_key_hash(const struct ctrec *r)
 {
-	uint32_t seq = nlh->nlmsg_seq;
-	if (mnl_socket_sendto(ct->req, nlh, nlh->nlmsg_len) < 0)
-		return TND_ESYS;
-	for (;;) {
-		ssize_t n = mnl_socket_recvfrom(ct->req, ct->buf, sizeof(ct->buf));
-		int r;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return TND_ESYS;
-		}
-		r = mnl_cb_run(ct->buf, (size_t)n, seq, ct->req_portid, NULL, NULL);
-		if (r == MNL_CB_ERROR) {
-			/* A reply to an earlier request (sequence mismatch) is
-			 * stale: keep reading for ours. */
-			if (errno == EPROTO || errno == ESRCH)
-				continue;
-			return TND_ESYS;
-		}
-		if (r == MNL_CB_STOP || r == MNL_CB_OK)
-			return 0;
+	return ct_fnv(0xcbf29ce484222325ULL, r->key, r->key_len);
+}
+
+int ct_queue(struct ct *ct, const struct ctrec *r)
+{
+	struct ct_fields f;
+	uint32_t mask = 2 * CT_QUEUE_MAX - 1, h;
+	struct ct_pend *p;
+	int rc = 0;
+
+	if (ct_rec_decode(r, &f) < 0) {
+		ct->st.rec_invalid++;
+		return TND_EINVAL;
 	}
-}
-
-static int ct_send_obj(struct ct *ct, uint8_t msg, uint16_t flags, const struct nf_conntrack *c)
-{
-	uint8_t fam = nfct_get_attr_u8(c, ATTR_ORIG_L3PROTO);
-	struct nlmsghdr *nlh = ct_msg_start(ct, msg, NLM_F_ACK | flags, fam);
-	if (nfct_nlmsg_build(nlh, c) < 0) {
-		errno = EINVAL;
-		return TND_ESYS;
+	if (ct->n_pend >= CT_QUEUE_MAX)
+		rc = ct_flush(ct);
+	/* Find an earlier record of this key in the queue. */
+	for (h = (uint32_t)ct_key_hash(r) & mask; ct->slot[h]; h = (h + 1) & mask) {
+		struct ct_pend *q = &ct->pend[ct->slot[h] - 1];
+		if (q->r.key_len == r->key_len && !memcmp(q->r.key, r->key, r->key_len)) {
+			if (q->r.op == CTREC_UPSERT && !q->skip && r->op == CTREC_UPSERT) {
+				q->skip = true;
+				ct->st.coalesced++;
+			}
+			break;
+		}
 	}
-	return ct_request(ct, nlh);
+	p = &ct->pend[ct->n_pend];
+	p->r = *r;
+	p->step = r->op == CTREC_UPSERT ? CS_CREATE : CS_DELETE;
+	p->skip = false;
+	p->known = false;
+	p->err = 0;
+	ct->slot[h] = (uint16_t)(++ct->n_pend);
+	return rc;
 }
 
-static void ct_unset_nat(struct nf_conntrack *c)
+size_t ct_queued(const struct ct *ct)
 {
-	static const enum nf_conntrack_attr nat[] = {
-		ATTR_SNAT_IPV4, ATTR_DNAT_IPV4, ATTR_SNAT_IPV6,
-		ATTR_DNAT_IPV6, ATTR_SNAT_PORT, ATTR_DNAT_PORT,
-	};
-	for (size_t i = 0; i < sizeof(nat) / sizeof(nat[0]); i++)
-		nfct_attr_unset(c, nat[i]);
+	return ct->n_pend;
 }
 
-static int ct_upsert(struct ct *ct, struct nf_conntrack *c)
+/* The attributes an injected UPSERT carries beyond the record's. */
+static void ct_prepare_upsert(const struct ct *ct, struct nf_conntrack *c)
 {
-	int rc;
 	/* Only the bits that describe the session; CONFIRMED, NAT_DONE, DYING
 	 * and the like belong to the kernel that owns the entry. */
 	nfct_set_attr_u32(c, ATTR_STATUS, nfct_get_attr_u32(c, ATTR_STATUS) & CT_STATUS_SYNC);
@@ -735,77 +796,289 @@ static int ct_upsert(struct ct *ct, struct nf_conntrack *c)
 	if (ct->timeout_floor_s && (!nfct_attr_is_set(c, ATTR_TIMEOUT) ||
 				    nfct_get_attr_u32(c, ATTR_TIMEOUT) < ct->timeout_floor_s))
 		nfct_set_attr_u32(c, ATTR_TIMEOUT, ct->timeout_floor_s);
-
 	/* With NAT, create from the untranslated reply tuple plus the NAT
 	 * range: the kernel marks the entry SRC_NAT/DST_NAT (the bits that
 	 * make it translate packets, which a request cannot set) only when
 	 * nf_nat_setup_info changes the reply tuple itself. */
 	if (nfct_get_attr_u32(c, ATTR_STATUS) & (IPS_SRC_NAT | IPS_DST_NAT))
 		nfct_setobjopt(c, NFCT_SOPT_SETUP_REPLY);
-	rc = ct_send_obj(ct, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL, c);
-	if (rc == 0) {
-		ct->st.created++;
+}
+
+static void ct_unset_nat(struct nf_conntrack *c)
+{
+	static const enum nf_conntrack_attr nat[] = {
+		ATTR_SNAT_IPV4, ATTR_DNAT_IPV4, ATTR_SNAT_IPV6,
+		ATTR_DNAT_IPV6, ATTR_SNAT_PORT, ATTR_DNAT_PORT,
+	};
+	for (size_t i = 0; i < sizeof(nat) / sizeof(nat[0]); i++)
+		nfct_attr_unset(c, nat[i]);
+}
+
+/* Append entry p's next request at ct->bbuf + *off with sequence seq.
+ * false (entry finished and counted) when it cannot be built. */
+static bool ct_build(struct ct *ct, struct ct_pend *p, uint32_t seq, size_t *off)
+{
+	struct nf_conntrack *c = nfct_new();
+	struct nlmsghdr *nlh;
+	struct nfgenmsg *nfh;
+	uint8_t msg = IPCTNL_MSG_CT_NEW;
+	uint16_t flags = 0;
+
+	if (!c || ct_from_rec(&p->r, c) < 0) { /* checked by ct_queue: no memory */
+		if (c)
+			nfct_destroy(c);
+		p->step = CS_DONE;
+		p->err = c ? EINVAL : ENOMEM;
+		ct->st.apply_errors++;
+		return false;
+	}
+	switch (p->step) {
+	case CS_CREATE:
+	case CS_REPL_NEW:
+		ct_prepare_upsert(ct, c);
+		flags = NLM_F_CREATE | NLM_F_EXCL;
+		break;
+	case CS_UPDATE:
+		ct_prepare_upsert(ct, c);
+		ct_unset_nat(c);
+		break;
+	default: /* CS_REPL_DEL, CS_DELETE */
+		msg = IPCTNL_MSG_CT_DELETE;
+		break;
+	}
+	nlh = mnl_nlmsg_put_header(ct->bbuf + *off);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | msg;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nlh->nlmsg_seq = seq;
+	nfh = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfh));
+	nfh->nfgen_family = nfct_get_attr_u8(c, ATTR_ORIG_L3PROTO);
+	nfh->version = NFNETLINK_V0;
+	nfh->res_id = 0;
+	if (nfct_nlmsg_build(nlh, c) < 0) {
+		nfct_destroy(c);
+		ct->st.apply_errors++;
+		p->step = CS_DONE;
+		p->err = EINVAL;
+		return false;
+	}
+	nfct_destroy(c);
+	*off += NLMSG_ALIGN(nlh->nlmsg_len);
+	return true;
+}
+
+/* Send the chunk in ct->bbuf[0..len): requests for entries ct->chunk[0..n)
+ * with sequence numbers base..base+n-1, the last one asking for an
+ * acknowledgement. Each entry with an error reply gets known and err;
+ * when the acknowledgement has come, every other entry succeeded (known,
+ * err 0). 0; TND_ENOSPC when the socket overran and replies were lost
+ * (entries without a reply stay !known); TND_ESYS. */
+static int ct_exchange(struct ct *ct, size_t len, uint32_t base, const uint32_t *idx,
+		       uint32_t n)
+{
+	uint32_t last = base + n - 1;
+	bool done = false;
+
+	ct->st.batches++;
+	if (mnl_socket_sendto(ct->req, ct->bbuf, len) < 0)
+		return TND_ESYS;
+	while (!done) {
+		ssize_t got = recv(mnl_socket_get_fd(ct->req), ct->buf, sizeof(ct->buf), 0);
+		const struct nlmsghdr *m = (const struct nlmsghdr *)ct->buf;
+		int left = (int)got;
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ENOBUFS ? TND_ENOSPC : TND_ESYS;
+		}
+		for (; mnl_nlmsg_ok(m, left); m = mnl_nlmsg_next(m, &left)) {
+			const struct nlmsgerr *e;
+			uint32_t seq = m->nlmsg_seq;
+			/* Replies to an earlier, abandoned exchange are stale. */
+			if (m->nlmsg_type != NLMSG_ERROR || m->nlmsg_pid != ct->req_portid ||
+			    seq - base > last - base)
+				continue;
+			if (m->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+				continue;
+			e = mnl_nlmsg_get_payload(m);
+			ct->pend[idx[seq - base]].known = true;
+			ct->pend[idx[seq - base]].err = -e->error;
+			if (seq == last)
+				done = true;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (!ct->pend[idx[i]].known) {
+			ct->pend[idx[i]].known = true;
+			ct->pend[idx[i]].err = 0;
+		}
+	return 0;
+}
+
+/* The outcome of entry p's step: its next step, counted. */
+static void ct_advance(struct ct *ct, struct ct_pend *p)
+{
+	int e = p->err;
+	enum ct_step next = CS_DONE;
+
+	p->known = false;
+	switch (p->step) {
+	case CS_CREATE:
+		if (!e)
+			ct->st.created++;
+		else if (e == EEXIST)
+			next = CS_UPDATE;
+		break;
+	case CS_UPDATE:
+		if (!e)
+			ct->st.updated++;
+		else /* refused (a status bit that cannot be cleared, a
+		      * different NAT binding): replace; gone meanwhile:
+		      * create again */
+			next = e == ENOENT ? CS_REPL_NEW : CS_REPL_DEL;
+		break;
+	case CS_REPL_DEL:
+		if (!e || e == ENOENT)
+			next = CS_REPL_NEW;
+		break;
+	case CS_REPL_NEW:
+		if (!e)
+			ct->st.replaced++;
+		break;
+	case CS_DELETE:
+		if (!e) {
+			ct->st.deleted++;
+		} else if (e == ENOENT) {
+			ct->st.delete_absent++;
+			e = 0;
+		}
+		break;
+	default:
+		break;
+	}
+	p->step = (uint8_t)next;
+	if (next != CS_DONE)
+		e = 0;
+	else if (e)
+		ct->st.apply_errors++;
+	p->err = e;
+}
+
+/* Send one chunk of entries from index *from on (those whose step is not
+ * done), at most CT_CHUNK_MAX requests. Returns 0 when nothing is left
+ * from *from on, 1 after a chunk, <0 on a socket error. */
+static int ct_send_chunk(struct ct *ct, uint32_t *from)
+{
+	size_t off = 0;
+	uint32_t n = 0, base = ct->seq + 1, i;
+	struct nlmsghdr *last = NULL;
+	int rc;
+
+	for (i = *from; i < ct->n_pend && n < CT_CHUNK_MAX; i++) {
+		struct ct_pend *p = &ct->pend[i];
+		if (p->skip || p->step == CS_DONE)
+			continue;
+		if (CT_BATCH_BYTES - off < CT_MSG_ROOM)
+			break;
+		size_t at = off;
+		if (!ct_build(ct, p, base + n, &off))
+			continue;
+		last = (struct nlmsghdr *)(ct->bbuf + at);
+		ct->chunk[n++] = i;
+	}
+	*from = i;
+	if (!n)
 		return 0;
+	last->nlmsg_flags |= NLM_F_ACK;
+	ct->seq = base + n - 1;
+	rc = ct_exchange(ct, off, base, ct->chunk, n);
+	if (rc == TND_ESYS) {
+		int e = errno;
+		for (uint32_t k = 0; k < n; k++) {
+			ct->pend[ct->chunk[k]].step = CS_DONE;
+			ct->pend[ct->chunk[k]].err = e;
+			ct->st.apply_errors++;
+		}
+		(void)ct_req_reopen(ct); /* replies may still come */
+		errno = e;
+		return rc;
 	}
-	if (errno != EEXIST)
-		goto fail;
-	/* It exists: update in place. The kernel refuses NAT attributes on an
-	 * existing entry (the binding cannot change). */
-	{
-		struct nf_conntrack *u = nfct_clone(c);
-		if (!u)
-			return TND_ESYS;
-		ct_unset_nat(u);
-		rc = ct_send_obj(ct, IPCTNL_MSG_CT_NEW, 0, u);
-		nfct_destroy(u);
+	if (rc == TND_ENOSPC) {
+		/* Replies were lost: which requests without one failed is
+		 * unknown. Redo those in order, one request at a time, from
+		 * their current step: every step is idempotent (a create that
+		 * went through meets EEXIST and updates, a delete ENOENT),
+		 * and order keeps a later record of a key after an earlier. */
+		(void)ct_req_reopen(ct);
+		for (uint32_t k = 0; k < n; k++) {
+			struct ct_pend *p = &ct->pend[ct->chunk[k]];
+			if (p->known) {
+				ct_advance(ct, p);
+				continue;
+			}
+			for (int step = 0; step < CT_ROUNDS_MAX && p->step != CS_DONE; step++) {
+				size_t o = 0;
+				uint32_t seq = ++ct->seq;
+				if (!ct_build(ct, p, seq, &o))
+					break;
+				((struct nlmsghdr *)ct->bbuf)->nlmsg_flags |= NLM_F_ACK;
+				if (ct_exchange(ct, o, seq, &ct->chunk[k], 1) < 0) {
+					p->step = CS_DONE;
+					p->err = errno ? errno : EIO;
+					ct->st.apply_errors++;
+					(void)ct_req_reopen(ct);
+					break;
+				}
+				ct_advance(ct, p);
+			}
+		}
+		return 1;
 	}
-	if (rc == 0) {
-		ct->st.updated++;
-		return 0;
+	for (uint32_t k = 0; k < n; k++)
+		ct_advance(ct, &ct->pend[ct->chunk[k]]);
+	return 1;
+}
+
+int ct_flush(struct ct *ct)
+{
+	int last_err = 0, rc = 0;
+
+	for (int round = 0; round < CT_ROUNDS_MAX && rc >= 0; round++) {
+		uint32_t from = 0;
+		bool any = false;
+		while ((rc = ct_send_chunk(ct, &from)) == 1)
+			any = true;
+		if (!any)
+			break;
 	}
-	/* Refused (a status bit that cannot be cleared, a different NAT
-	 * binding) or gone meanwhile: replace it. */
-	if (errno != ENOENT) {
-		rc = ct_send_obj(ct, IPCTNL_MSG_CT_DELETE, 0, c);
-		if (rc < 0 && errno != ENOENT)
-			goto fail;
+	for (uint32_t i = 0; i < ct->n_pend; i++) {
+		struct ct_pend *p = &ct->pend[i];
+		if (!p->skip && p->step != CS_DONE) { /* rounds exhausted: cannot happen */
+			ct->st.apply_errors++;
+			p->err = EIO;
+		}
+		if (!p->skip && p->err)
+			last_err = p->err;
 	}
-	rc = ct_send_obj(ct, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL, c);
-	if (rc == 0) {
-		ct->st.replaced++;
-		return 0;
+	ct->n_pend = 0;
+	memset(ct->slot, 0, sizeof(ct->slot[0]) * 2 * CT_QUEUE_MAX);
+	if (last_err) {
+		errno = last_err;
+		return TND_ESYS;
 	}
-fail:
-	ct->st.apply_errors++;
-	return TND_ESYS;
+	return rc < 0 ? rc : 0;
 }
 
 int ct_apply(struct ct *ct, const struct ctrec *r)
 {
-	struct nf_conntrack *c = nfct_new();
 	int rc;
-	if (!c)
-		return TND_ESYS;
-	if (ct_from_rec(r, c) < 0) {
-		nfct_destroy(c);
-		ct->st.rec_invalid++;
-		return TND_EINVAL;
+	if (ct->n_pend) { /* keep order with what is queued */
+		rc = ct_flush(ct);
+		(void)rc; /* counted; this call reports its own record */
 	}
-	if (r->op == CTREC_UPSERT) {
-		rc = ct_upsert(ct, c);
-	} else {
-		rc = ct_send_obj(ct, IPCTNL_MSG_CT_DELETE, 0, c);
-		if (rc == 0) {
-			ct->st.deleted++;
-		} else if (errno == ENOENT) {
-			ct->st.delete_absent++;
-			rc = 0;
-		} else {
-			ct->st.apply_errors++;
-		}
-	}
-	nfct_destroy(c);
-	return rc;
+	rc = ct_queue(ct, r);
+	if (rc < 0)
+		return rc;
+	return ct_flush(ct);
 }
 
 /* ---- sweep -------------------------------------------------------------- */
@@ -844,12 +1117,15 @@ int ct_sweep(struct ct *ct, bool (*keep)(const struct ctrec *r, void *arg), void
 		rc = ct_dump(ct, ct_sweep_cb, &s);
 		if (rc < 0)
 			break;
-		for (size_t i = 0; i < s.n; i++) {
-			int e = ct_apply(ct, &s.del[i]);
-			if (e < 0) {
+		for (size_t i = 0; i < s.n && rc >= 0; i++) {
+			int e = ct_queue(ct, &s.del[i]);
+			if (e < 0)
 				rc = e;
-				break;
-			}
+		}
+		if (rc >= 0) {
+			int e = ct_flush(ct);
+			if (e < 0)
+				rc = e;
 		}
 		total += s.n;
 		ct->st.swept += s.n;
@@ -890,6 +1166,13 @@ int ct_events_open(struct ct *ct)
 		return TND_ESYS;
 	}
 	return 0;
+}
+
+void ct_events_close(struct ct *ct)
+{
+	if (ct->ev)
+		mnl_socket_close(ct->ev);
+	ct->ev = NULL;
 }
 
 int ct_events_fd(const struct ct *ct)

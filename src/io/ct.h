@@ -127,6 +127,8 @@ int ct_dump(struct ct *ct, ct_rec_cb cb, void *arg);
  * resync with a bulk dump), or another <0. */
 typedef void (*ct_event_cb)(const struct ctrec *r, void *arg);
 int ct_events_open(struct ct *ct);
+/* Unsubscribe (close the event socket); ct_events_open may follow. */
+void ct_events_close(struct ct *ct);
 int ct_events_fd(const struct ct *ct);
 int ct_events_read(struct ct *ct, ct_event_cb cb, void *arg);
 
@@ -140,6 +142,19 @@ int ct_events_read(struct ct *ct, ct_event_cb cb, void *arg);
  * nf_conntrack_tcp_loose says. DELETE destroys it; an absent entry is
  * success. TND_EINVAL for a record that does not decode (nothing sent). */
 int ct_apply(struct ct *ct, const struct ctrec *r);
+/* Batched injection, same steps and counters as ct_apply: ct_queue checks
+ * that the record decodes (TND_EINVAL, nothing queued) and queues it; a
+ * queued UPSERT is dropped when a later UPSERT of its key is queued
+ * (counted as `coalesced`). ct_flush sends the queue to the kernel, many
+ * requests per sendmsg (see ct.c), and returns when the kernel has
+ * handled them all: 0, or TND_ESYS with errno = the reason of the last
+ * record that failed (each failure counted in apply_errors). ct_queue
+ * flushes by itself when CT_QUEUE_MAX records are queued (returning that
+ * flush's result). ct_apply flushes what is queued first, so order holds. */
+#define CT_QUEUE_MAX 512
+int ct_queue(struct ct *ct, const struct ctrec *r);
+int ct_flush(struct ct *ct);
+size_t ct_queued(const struct ct *ct);
 /* Lowest timeout given to injected entries, seconds (default 0: none). */
 void ct_set_timeout_floor(struct ct *ct, uint32_t seconds);
 
@@ -162,6 +177,8 @@ struct ct_stats {
 	uint64_t apply_errors;  /* refused by the kernel */
 	uint64_t rec_invalid;   /* records refused by ct_from_rec in ct_apply */
 	uint64_t swept;         /* deleted by ct_sweep */
+	uint64_t coalesced;     /* queued UPSERTs replaced by a later one */
+	uint64_t batches;       /* sendmsg calls of injection requests */
 };
 void ct_get_stats(const struct ct *ct, struct ct_stats *out);
 

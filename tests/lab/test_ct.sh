@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_ct.sh BUILD_DIR - the conntrack driver (src/io/ct.c) against real
 # kernels (root), and the proof that injected sessions make a failover
-# stateful. Namespaces (prefix tct-):
+# stateful. Namespaces (prefix TL_PREFIX, default tct-, shown here):
 #
 #   tct-c  eth0 192.0.2.100/24, default via 192.0.2.1
 #     |  br-lan (in tct-sw)
@@ -43,7 +43,11 @@ command -v conntrack >/dev/null || { echo "test_ct: needs conntrack (Debian conn
 check=$(cd "$(dirname "$check")" && pwd)/$(basename "$check")
 probe=$(cd "$(dirname "$probe")" && pwd)/$(basename "$probe")
 
-C=tct-c SW=tct-sw A=tct-a B=tct-b S=tct-s N=tct-n
+P=${TL_PREFIX:-tct-}
+case "$P" in
+'' | *[!A-Za-z0-9_-]* | ?????*) echo "test_ct: TL_PREFIX must be 1-4 [A-Za-z0-9_-] characters" >&2; exit 2 ;;
+esac
+C=${P}c SW=${P}sw A=${P}a B=${P}b S=${P}s N=${P}n
 NS=($C $SW $A $B $S $N)
 SERVER=198.51.100.100 PORT=7000 SNAT=198.51.100.1
 NCONN=${TCT_CONNECTIONS:-20}
@@ -84,12 +88,12 @@ plug() {
 	ip -n "$ns" link add "$ifn" type veth peer name "$peer" netns $SW
 	ip -n $SW link set "$peer" master "$br" up
 }
-plug $C eth0 tct-c0 br-lan
-plug $A lan0 tct-al br-lan
-plug $A wan0 tct-aw br-wan
-plug $B lan0 tct-bl br-lan
-plug $B wan0 tct-bw br-wan
-plug $S eth0 tct-s0 br-wan
+plug $C eth0 ${P}c0 br-lan
+plug $A lan0 ${P}al br-lan
+plug $A wan0 ${P}aw br-wan
+plug $B lan0 ${P}bl br-lan
+plug $B wan0 ${P}bw br-wan
+plug $S eth0 ${P}s0 br-wan
 for g in $A $B; do
 	ip -n $g link set lan0 address $MAC_LAN
 	ip -n $g link set wan0 address $MAC_WAN
