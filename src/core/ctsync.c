@@ -86,6 +86,16 @@ static const char *reason_name[] = { "none", "join", "digest_mismatch",
 
 #define TOMB 0x80000000U
 
+/* Congestion control per secondary (RFC 5681 in messages, with the SACK
+ * loss detection of RFC 6675 reduced to our 64-message bitmap): a loss
+ * means the path or the secondary's socket buffer was full, so the
+ * primary halves what it keeps in flight instead of resending a whole
+ * window into the same full buffer; acks grow it back. */
+#define CWND_MIN 4        /* messages */
+#define CWND_INIT 32      /* messages, at admission */
+#define DUPTHRESH 3       /* messages received beyond a hole that make it a loss */
+#define ACK_EVERY_MSGS 8  /* secondary: cumulative ack at least this often */
+
 struct ment {
 	uint64_t kh; /* 0: empty slot */
 	uint64_t sh;
@@ -126,6 +136,9 @@ struct cpeer {
 	uint32_t need_gen;
 	mono_t rto_at, last_tx;
 	uint32_t retries;
+	uint32_t cwnd, ssthresh, cwnd_acc; /* messages; acc: growth in 1/cwnd */
+	bool recovery;
+	uint64_t recover, rtx_high; /* recovery ends at ack >= recover */
 	uint64_t count, bulk_rx;
 	uint8_t flags, reason;
 };
@@ -171,7 +184,7 @@ struct ctsync {
 	uint64_t rx_bulk_recs, rx_bulk_total;
 	enum ctsync_digest last_digest;
 	mono_t last_rx, ack_due, hello_at;
-	uint32_t unacked;
+	uint32_t unacked, ooo_unacked;
 };
 
 /* --- helpers ---------------------------------------------------------------- */
@@ -725,6 +738,14 @@ static void send_data(struct ctsync *cs, struct ctsync_actions *out, int x,
 	cs->ctr.tx_bytes += a->u.send.len;
 }
 
+/* Messages that may be in flight to p: its congestion window, within the
+ * secondary's reorder buffer. */
+static uint32_t peer_window(const struct ctsync *cs, const struct cpeer *p)
+{
+	uint32_t w = p->cwnd < CWND_MIN ? CWND_MIN : p->cwnd;
+	return w < cs->p.window_msgs_max ? w : cs->p.window_msgs_max;
+}
+
 static bool sacked(const struct cpeer *p, uint64_t m)
 {
 	if (m < p->acked + 2)
@@ -740,7 +761,7 @@ static bool pump_peer(struct ctsync *cs, struct ctsync_actions *out, int x,
 	struct cpeer *p = &cs->peers[x];
 	if (!p->alive || !in_stream(p) || p->stalled)
 		return true;
-	uint64_t lim = p->acked + cs->p.window_msgs_max;
+	uint64_t lim = p->acked + peer_window(cs, p);
 	if (lim > cs->head)
 		lim = cs->head;
 	while (p->next_send <= lim) {
@@ -786,6 +807,16 @@ uint32_t ctsync_bulk_room(const struct ctsync *cs)
 		return 0;
 	uint64_t used = cs->head - min_acked(cs) + 1; /* +1: the staging message */
 	uint64_t cap = cs->p.log_msgs_max - cs->p.log_msgs_max / 4;
+	return used >= cap ? 0 : (uint32_t)(cap - used);
+}
+
+uint32_t ctsync_log_room(const struct ctsync *cs)
+{
+	if (cs->role != CTS_PRIMARY)
+		return 0;
+	/* stage_close evicts once head + 1 - tail reaches log_msgs_max. */
+	uint64_t used = cs->head - min_acked(cs) + 2;
+	uint64_t cap = cs->p.log_msgs_max;
 	return used >= cap ? 0 : (uint32_t)(cap - used);
 }
 
@@ -925,6 +956,10 @@ static void admit(struct ctsync *cs, struct ctsync_actions *out, int x)
 	p->retries = 0;
 	p->stalled = false;
 	p->rto_at = MONO_NEVER;
+	p->cwnd = CWND_INIT;
+	p->ssthresh = cs->p.window_msgs_max;
+	p->cwnd_acc = 0;
+	p->recovery = false;
 	emit(cs, out, CTS_LVL_INFO, "ctsync.peer", "peer=%d state=bulk gen=%u base=%llu",
 	     x, cs->bulk_gen, (unsigned long long)p->base);
 }
@@ -1221,6 +1256,7 @@ static void send_ack(struct ctsync *cs, struct ctsync_actions *out, mono_t now)
 	cs->ctr.acks_tx++;
 	cs->ctr.tx_bytes += a->u.send.len;
 	cs->unacked = 0;
+	cs->ooo_unacked = 0;
 	cs->ack_due = MONO_NEVER;
 	cs->hello_at = now + MS_TO_MONO(cs->need_bulk || !cs->f_stream ?
 					cs->p.resend_ms * 4 : cs->p.keepalive_ms);
@@ -1326,7 +1362,8 @@ static void apply_ready(struct ctsync *cs, struct ctsync_actions *out,
 		r->mseq = 0;
 		cs->next++;
 		cs->unacked++;
-		if (cs->unacked >= (w + 3) / 4)
+		uint32_t every = (w + 3) / 4 < ACK_EVERY_MSGS ? (w + 3) / 4 : ACK_EVERY_MSGS;
+		if (cs->unacked >= every)
 			send_ack(cs, out, now);
 	}
 }
@@ -1408,13 +1445,79 @@ static int recv_data(struct ctsync *cs, const struct wire_hdr *h,
 		memcpy(r->body, body, len);
 	}
 	apply_ready(cs, out, now);
+	/* A gap left by a loss: once DUPTHRESH messages wait beyond it, the
+	 * selective ack tells the primary at once (it resends the hole
+	 * without waiting for its timer). */
+	if (m.mseq > cs->next && ++cs->ooo_unacked >= DUPTHRESH)
+		send_ack(cs, out, now);
 	if (cs->unacked && cs->ack_due == MONO_NEVER)
 		cs->ack_due = now + MS_TO_MONO(cs->p.ack_delay_ms);
-	/* A gap left by a loss: the delayed ack's SACK tells the primary. */
 	return 0;
 }
 
 /* --- primary: acks ------------------------------------------------------------ */
+
+/* An ack advanced by adv messages while `inflight` were outstanding. The
+ * window grows only while it is what limits the sender (RFC 7661), so a
+ * quiet period does not leave a large window that one burst would then
+ * overflow. */
+static void cwnd_grow(const struct ctsync *cs, struct cpeer *p, uint64_t adv,
+		      uint64_t inflight)
+{
+	uint32_t max = cs->p.window_msgs_max;
+	if (p->recovery || inflight * 2 < p->cwnd)
+		return;
+	if (p->cwnd < p->ssthresh) {
+		uint64_t c = p->cwnd + adv;
+		p->cwnd = c > max ? max : (uint32_t)c;
+		return;
+	}
+	p->cwnd_acc += (uint32_t)(adv > max ? max : adv);
+	while (p->cwnd_acc >= p->cwnd && p->cwnd < max) {
+		p->cwnd_acc -= p->cwnd;
+		p->cwnd++;
+	}
+	if (p->cwnd >= max)
+		p->cwnd_acc = 0;
+}
+
+/* Loss detection from the selective ack: DUPTHRESH messages received
+ * beyond a hole make the hole lost (a LAN does not reorder that much).
+ * The holes below the highest selectively acked message are resent at
+ * once, each once per recovery, and the window halves once per recovery;
+ * the resend timer stays for losses this cannot see. */
+static void loss_detect(struct ctsync *cs, struct ctsync_actions *out, int x,
+			mono_t now)
+{
+	struct cpeer *p = &cs->peers[x];
+	if (p->recovery && p->acked >= p->recover)
+		p->recovery = false;
+	if (!p->sack)
+		return;
+	uint64_t high = p->acked + 2 + (uint64_t)(63 - __builtin_clzll(p->sack));
+	if (!p->recovery) {
+		if (__builtin_popcountll(p->sack) < DUPTHRESH)
+			return;
+		p->recovery = true;
+		p->recover = p->high_sent;
+		p->rtx_high = p->acked;
+		p->ssthresh = p->cwnd / 2 < CWND_MIN ? CWND_MIN : p->cwnd / 2;
+		p->cwnd = p->ssthresh;
+		p->cwnd_acc = 0;
+		cs->ctr.losses++;
+	}
+	uint64_t m = p->rtx_high > p->acked ? p->rtx_high + 1 : p->acked + 1;
+	for (; m < high && m < p->next_send; m++) {
+		if (sacked(p, m))
+			continue;
+		if (!room(out, 8))
+			break;
+		send_data(cs, out, x, m, now);
+		p->rtx_high = m;
+	}
+	if (m > p->rtx_high + 1 && m <= high)
+		p->rtx_high = m - 1;
+}
 
 static int recv_ack(struct ctsync *cs, const struct wire_hdr *h,
 		    const uint8_t *body, size_t len, mono_t now,
@@ -1475,6 +1578,8 @@ static int recv_ack(struct ctsync *cs, const struct wire_hdr *h,
 	p->flags = a.flags;
 	p->reason = a.reason;
 	if (a.ack > p->acked) {
+		cwnd_grow(cs, p, a.ack - p->acked,
+			  p->next_send > p->acked + 1 ? p->next_send - 1 - p->acked : 0);
 		p->acked = a.ack;
 		p->sack = a.sack;
 		p->retries = 0;
@@ -1488,6 +1593,8 @@ static int recv_ack(struct ctsync *cs, const struct wire_hdr *h,
 	} else if (a.ack == p->acked) {
 		p->sack |= a.sack;
 	}
+	if (in_stream(p) && !p->stalled)
+		loss_detect(cs, out, x, now);
 	if (p->state == CTS_P_BULK && p->sync_at && p->acked >= p->sync_at) {
 		p->state = CTS_P_SYNC;
 		emit(cs, out, CTS_LVL_INFO, "ctsync.peer",
@@ -1649,6 +1756,14 @@ int ctsync_tick(struct ctsync *cs, mono_t now, struct ctsync_actions *out)
 				}
 				p->rto_at = now + MS_TO_MONO(cs->p.resend_ms) *
 					(p->stalled ? 8 : 1);
+				/* A timeout: what was in flight is lost or stuck;
+				 * start again from a small window (RFC 5681 3.1). */
+				uint64_t inflight = p->next_send - 1 - p->acked;
+				p->ssthresh = inflight / 2 < CWND_MIN ? CWND_MIN : (uint32_t)(inflight / 2);
+				p->cwnd = CWND_MIN;
+				p->cwnd_acc = 0;
+				p->recovery = false;
+				cs->ctr.losses++;
 				if (p->stalled) {
 					/* one probe of the oldest message */
 					if (room(out, 8))
@@ -1753,6 +1868,7 @@ void ctsync_status(const struct ctsync *cs, mono_t now, struct ctsync_status *o)
 			q->alive = p->alive;
 			q->state = p->state;
 			q->stalled = p->stalled;
+			q->cwnd = peer_window(cs, p);
 			q->acked = p->acked;
 			q->base = p->base;
 			q->count = p->count;

@@ -136,6 +136,12 @@ int ctsync_bulk_end(struct ctsync *cs, mono_t now, struct ctsync_actions *out);
 int ctsync_bulk_fail(struct ctsync *cs, mono_t now, struct ctsync_actions *out);
 /* Records the driver may feed now (0: wait for CTS_ACT_DUMP_RESUME). */
 uint32_t ctsync_bulk_room(const struct ctsync *cs);
+/* Primary: messages the log can still take before closing one would evict
+ * a message that a live, progressing (not stalled) secondary has not
+ * acknowledged, which would cost that secondary a bulk. A driver keeps
+ * kernel events waiting in the kernel while this is low (backpressure);
+ * 0 when not primary. */
+uint32_t ctsync_log_room(const struct ctsync *cs);
 
 /* An authenticated CTS_MSG_* message. Returns 0, or a negative tnd_err
  * when it was dropped (counted; nothing else changed). */
@@ -165,12 +171,14 @@ struct ctsync_counters {
 	uint64_t local_recs, bulk_recs, bulk_skipped, coalesced;
 	uint64_t applied, digest_ok, digest_bad, bulks, overruns, resyncs;
 	uint64_t map_full;
+	uint64_t losses;    /* primary: loss episodes (resend timer or SACK) */
 };
 struct ctsync_peer_status {
 	bool alive;
 	enum ctsync_pstate state;
 	bool in_sync, stalled;
 	uint64_t acked, base;          /* message sequence numbers */
+	uint32_t cwnd;                 /* messages allowed in flight now */
 	uint64_t backlog_recs, backlog_msgs;
 	int64_t lag_ms;                /* age of the oldest unacked message */
 	uint64_t count;                /* sessions the secondary reports */
