@@ -634,17 +634,6 @@ struct cfg_answer {
 	char why[CFGSYNC_WHY_LEN];
 };
 
-static void hexstr(const uint8_t *b, size_t n, char *out)
-{
-	static const char dig[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = dig[b[i] >> 4];
-		out[2 * i + 1] = dig[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 /* Parse a document and check it against the running configuration: the
  * schema, the settings that cannot change in place, and the ruleset in
  * nftables dry run. 0, TND_EINVAL (bad document: diags and/or why) or
@@ -1085,7 +1074,7 @@ static json_t *cfg_show(struct daemon *d, json_t *req)
 				 "error", "the stored document is not well-formed");
 	}
 	cfgsync_digest(blob, len, (uint8_t *)msg);
-	hexstr((const uint8_t *)msg, CFGSYNC_DIGEST_LEN, dg);
+	tnd_hex((const uint8_t *)msg, CFGSYNC_DIGEST_LEN, dg);
 	res = json_pack("{s:b,s:I,s:s,s:s,s:o,s:s%,s:s%}", "ok", 1, "generation", (json_int_t)gen,
 			"digest", dg, "state", state, "created", created, "yaml", t.yaml, t.yaml_len,
 			"ruleset", t.ruleset, t.ruleset_len);

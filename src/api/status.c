@@ -167,17 +167,6 @@ static json_t *sessions_json(const struct status_ctx *c, mono_t now)
 }
 
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char dig[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = dig[b[i] >> 4];
-		out[2 * i + 1] = dig[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 json_t *status_config_json(const struct status_ctx *c, bool detail)
 {
 	struct cfgsync_report *r;
@@ -200,7 +189,7 @@ json_t *status_config_json(const struct status_ctx *c, bool detail)
 			all &= nr->known && nr->in_sync;
 		if (!detail)
 			continue;
-		hex(nr->committed_digest, CFGSYNC_DIGEST_LEN, dg);
+		tnd_hex(nr->committed_digest, CFGSYNC_DIGEST_LEN, dg);
 		json_array_append_new(nodes, json_pack("{s:s,s:b,s:b,s:b,s:I,s:I,s:I,s:s,s:b,s:o}",
 			"node", c->conf->nodes[i].name, "self", i == c->self, "alive", nr->alive || i == c->self,
 			"known", nr->known, "committed", (json_int_t)nr->committed_gen,

@@ -29,7 +29,6 @@ static int why_set(char *why, size_t len, int code, const char *fmt, ...)
 int cfgbackup_digest_hex(const char *yaml, size_t yaml_len, const char *ruleset,
 			 size_t ruleset_len, char *hex)
 {
-	static const char dig[] = "0123456789abcdef";
 	struct cfgsync_text t = { yaml, yaml_len, ruleset, ruleset_len };
 	uint8_t *blob = NULL, d[CFGSYNC_DIGEST_LEN];
 	size_t len;
@@ -43,11 +42,7 @@ int cfgbackup_digest_hex(const char *yaml, size_t yaml_len, const char *ruleset,
 		return r;
 	cfgsync_digest(blob, len, d);
 	free(blob);
-	for (size_t i = 0; i < CFGSYNC_DIGEST_LEN; i++) {
-		hex[2 * i] = dig[d[i] >> 4];
-		hex[2 * i + 1] = dig[d[i] & 15];
-	}
-	hex[2 * CFGSYNC_DIGEST_LEN] = '\0';
+	tnd_hex(d, CFGSYNC_DIGEST_LEN, hex);
 	return 0;
 }
 

@@ -38,3 +38,15 @@ int tnd_refuse(char *why, size_t len, int code, const char *fmt, ...)
 	}
 	return code;
 }
+
+char *tnd_hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char dig[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = dig[b[i] >> 4];
+		out[2 * i + 1] = dig[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+	return out;
+}

@@ -56,6 +56,9 @@ void tnd_event_vfmt(char *name, size_t name_len, const char *ev_name,
 int tnd_refuse(char *why, size_t len, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Lower-case hex of n bytes into out (2n + 1 bytes); returns out. */
+char *tnd_hex(const uint8_t *b, size_t n, char *out);
+
 /* Address of a link or a virtual IP. */
 struct tnd_addr {
 	int family; /* AF_INET or AF_INET6 */
