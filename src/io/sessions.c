@@ -1,20 +1,43 @@
 /* sessions.c - session-sync driver (see sessions.h).
  *
  * The core (ctsync.c) decides; this file performs: packets go out through
- * the daemon's send hook, records are injected with ct_apply, sweeps use
- * ct_sweep with ctsync_fresh as the keep test, and kernel events feed
- * ctsync_local while this node is the session primary (a secondary ignores
- * its own kernel's events: its table is written by the primary).
+ * the daemon's send hook, records are injected with ct_queue/ct_flush,
+ * sweeps delete what ctsync_fresh() does not keep, and kernel events feed
+ * ctsync_local while this node is the session primary.
+ *
+ * Injection is batched (ct.c): CTS_ACT_APPLY records are queued and sent
+ * to the kernel many per system call. The queue is flushed before any
+ * other action is performed (so an ack, which tells the primary that
+ * records are applied, never leaves before they are in the kernel; a
+ * sweep never reads a table that lacks them), before a role change, and
+ * at the next tick (sessions_next_wake asks for one at once), which lets
+ * the records of every datagram read in one loop turn share a batch.
+ *
+ * Events. Only a primary needs its kernel's events: the event socket is
+ * open only while this node is the session primary (a secondary would
+ * otherwise read back an event for every session it injects).
+ * sessions_events_fd() is an epoll descriptor of our own that holds the
+ * event socket when there is one and when reading it is wanted, so the
+ * daemon's loop sees one constant descriptor. Reading pauses while the
+ * core's log has little room (ctsync_log_room): a secondary that is slow
+ * but progressing then holds events back in the kernel's socket buffer
+ * (64 MiB) instead of being evicted from the log and bulk-synced again;
+ * only if that buffer overruns are events lost, and the loss (ENOBUFS)
+ * is answered with a full resync, logged.
  *
  * Reading the kernel table (for a bulk on the primary, for the end-of-bulk
- * sweep on a secondary) takes about a second per 100k sessions: done in the
- * event loop it would stop the heartbeats for longer than the detection
- * time and the node would be declared dead. So a worker thread with its
- * own netlink handle reads the table into a compact buffer and signals an
- * eventfd; the loop then feeds the records to the core as its log has room
- * (ctsync_bulk_room, CTS_ACT_DUMP_RESUME), or deletes the stale ones of a
- * sweep, at most FEED_PER_STEP per step. The worker touches nothing but its
- * handle and its buffer; the core stays single-threaded.
+ * sweep on a secondary) is slow, about 3 us per entry in the kernel alone:
+ * done in the event loop it would stop the heartbeats. So a worker thread
+ * with its own netlink handle reads the table into chunks of records and
+ * hands each over as soon as it is full (a mutex-protected list and an
+ * eventfd), at most CHUNKS_MAX ahead of the loop, which bounds the memory
+ * of a read and lets the loop feed the first records to the core (or
+ * delete the first stale ones) while the kernel is still dumping the
+ * rest. The loop feeds at most FEED_PER_STEP records per step. A read that
+ * is no longer wanted (a newer bulk, a role change, shutdown) is stopped
+ * at the next record. The worker touches nothing but its handle, its chunk
+ * in progress and, under the mutex, the hand-over list; the core stays
+ * single-threaded.
  *
  * Sync barrier (SPEC section 1, planned failover): when the election core
  * releases a group to a target it asks for a barrier; staged records are
@@ -27,29 +50,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include "sessions.h"
 
-#define FEED_PER_STEP 8192 /* records handed to the core, or swept, per step */
-#define DUMP_REC_HDR 11    /* op, key_len, val_len, stable_hash */
+#define FEED_PER_STEP 8192     /* records handed to the core, or swept, per step */
+#define DUMP_REC_HDR 11        /* op, key_len, val_len, stable_hash */
+#define CHUNK_BYTES (256 * 1024)
+#define CHUNKS_MAX 8           /* read ahead of the feed: 2 MiB */
+/* Log room (messages) below which kernel events are left in the kernel:
+ * one read of CT_EVENT_BATCH_MAX events fills at most this many. */
+#define EV_ROOM_MSGS 64
 
 enum dump_kind { DK_NONE, DK_BULK, DK_SWEEP };
 
-/* A table read: records as DUMP_REC_HDR + key + val, back to back. */
-struct dumpbuf {
-	uint8_t *b;
-	size_t len, cap;
-	uint64_t recs;
+/* Records as DUMP_REC_HDR + key + val, back to back. */
+struct chunk {
+	struct chunk *next;
+	size_t len;
+	uint8_t b[CHUNK_BYTES];
 };
 
 struct worker {
 	pthread_t th;
-	bool running;
-	struct ct *ct; /* the worker's own netlink handle */
-	int efd;       /* written when the read is done */
+	bool running;          /* started and not yet joined */
+	struct ct *ct;         /* the worker's own netlink handle */
+	int efd;               /* written when a chunk is ready or the read ended */
 	enum dump_kind kind;
-	struct dumpbuf buf;
+	struct chunk *cur;     /* worker only: being filled */
+	uint64_t recs;         /* worker only until `done` */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* under mu */
+	struct chunk *ready, *ready_tail;
+	int outstanding;       /* chunks handed over and not yet freed by the loop */
+	bool stop;             /* the loop no longer wants this read */
+	bool done;             /* the read ended; rc is its result */
 	int rc;
 };
 
@@ -65,13 +102,19 @@ struct sessions {
 	struct ctsync *cs;
 	struct ctsync_actions *acts;
 	int primary; /* node followed, TND_NO_NODE when idle */
+	/* events */
+	int epfd;              /* sessions_events_fd() */
+	bool ev_open, ev_armed, ev_failed;
+	mono_t ev_retry_at;    /* after a failed subscription */
 	/* table reads and what is fed from them */
 	struct worker w;
-	enum dump_kind want;    /* a read asked for while one runs */
-	enum dump_kind feeding; /* what `feed` holds */
-	struct dumpbuf feed;
-	size_t pos;
-	uint64_t swept, sweep_seen;
+	enum dump_kind want;   /* read to start once the running one is joined */
+	enum dump_kind feeding; /* what the current read is for (DK_NONE: discarded) */
+	struct chunk *feed;    /* chunks taken from the worker, in order */
+	size_t pos;            /* in feed's first chunk */
+	bool read_done;        /* the worker has ended; read_rc is its result */
+	int read_rc;
+	uint64_t read_recs, swept, sweep_seen;
 	/* barriers */
 	int n_barriers;
 	struct barrier barriers[TND_GROUPS_MAX];
@@ -106,34 +149,68 @@ static enum ev_level level_of(enum ctsync_level l)
 	return LVL_INFO;
 }
 
-static void buf_free(struct dumpbuf *b)
+static void chunks_free(struct chunk *c)
 {
-	free(b->b);
-	memset(b, 0, sizeof(*b));
+	while (c) {
+		struct chunk *n = c->next;
+		free(c);
+		c = n;
+	}
 }
 
-/* Worker thread side: only the worker's handle and buffer are touched. */
-static int buf_collect(const struct ctrec *r, void *arg)
+/* ---- the worker thread ---------------------------------------------------- */
+
+/* Hand the chunk being filled to the loop. false when the loop stopped the
+ * read. Waits while CHUNKS_MAX are outstanding: the kernel's dump simply
+ * waits in its socket meanwhile. */
+static bool w_publish(struct worker *w)
 {
-	struct dumpbuf *d = arg;
-	size_t need = DUMP_REC_HDR + r->key_len + r->val_len;
-	if (d->cap - d->len < need) {
-		size_t cap = d->cap ? d->cap * 2 : 1 << 20;
-		uint8_t *b = realloc(d->b, cap);
-		if (!b)
-			return 1; /* stop: reported as a failed read */
-		d->b = b;
-		d->cap = cap;
+	uint64_t one = 1;
+	bool stop;
+	pthread_mutex_lock(&w->mu);
+	while (w->outstanding >= CHUNKS_MAX && !w->stop)
+		pthread_cond_wait(&w->cv, &w->mu);
+	stop = w->stop;
+	if (!stop && w->cur && w->cur->len) {
+		w->cur->next = NULL;
+		if (w->ready_tail)
+			w->ready_tail->next = w->cur;
+		else
+			w->ready = w->cur;
+		w->ready_tail = w->cur;
+		w->outstanding++;
+		w->cur = NULL;
 	}
-	uint8_t *p = d->b + d->len;
+	pthread_mutex_unlock(&w->mu);
+	if (!stop)
+		(void)!write(w->efd, &one, sizeof(one));
+	return !stop;
+}
+
+static int w_collect(const struct ctrec *r, void *arg)
+{
+	struct worker *w = arg;
+	size_t need = DUMP_REC_HDR + r->key_len + r->val_len;
+	if (w->cur && CHUNK_BYTES - w->cur->len < need && !w_publish(w))
+		return 1; /* stopped */
+	if (!w->cur) {
+		w->cur = malloc(sizeof(*w->cur));
+		if (!w->cur) {
+			w->rc = TND_ENOSPC;
+			return 1;
+		}
+		w->cur->len = 0;
+		w->cur->next = NULL;
+	}
+	uint8_t *p = w->cur->b + w->cur->len;
 	p[0] = r->op;
 	p[1] = r->key_len;
 	p[2] = r->val_len;
 	wire_put64(p + 3, r->stable_hash);
 	memcpy(p + DUMP_REC_HDR, r->key, r->key_len);
 	memcpy(p + DUMP_REC_HDR + r->key_len, r->val, r->val_len);
-	d->len += need;
-	d->recs++;
+	w->cur->len += need;
+	w->recs++;
 	return 0;
 }
 
@@ -141,46 +218,42 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	uint64_t one = 1;
-	w->rc = ct_dump(w->ct, buf_collect, &w->buf);
-	if (write(w->efd, &one, sizeof(one)) != (ssize_t)sizeof(one))
-		w->rc = TND_ESYS; /* cannot happen on an eventfd; be loud */
+	int rc = ct_dump(w->ct, w_collect, w);
+	if (rc == 0 && !w_publish(w))
+		rc = 1;
+	free(w->cur);
+	w->cur = NULL;
+	pthread_mutex_lock(&w->mu);
+	w->rc = rc != 0 && w->rc == 0 ? (rc < 0 ? rc : TND_EREFUSED) : w->rc;
+	w->done = true;
+	pthread_mutex_unlock(&w->mu);
+	(void)!write(w->efd, &one, sizeof(one));
 	return NULL;
 }
 
-/* Records were written by buf_collect from validated ctrecs; the bounds
- * are checked anyway so a bookkeeping slip cannot read past the buffer. */
-static bool buf_rec(const struct dumpbuf *b, size_t pos, struct ctrec *r)
-{
-	if (b->len - pos < DUMP_REC_HDR)
-		return false;
-	const uint8_t *p = b->b + pos;
-	if (p[1] > CTREC_KEY_MAX || p[2] > CTREC_VAL_MAX ||
-	    b->len - pos - DUMP_REC_HDR < (size_t)p[1] + p[2])
-		return false;
-	r->op = p[0];
-	r->key_len = p[1];
-	r->val_len = p[2];
-	r->stable_hash = wire_get64(p + 3);
-	memcpy(r->key, p + DUMP_REC_HDR, r->key_len);
-	memcpy(r->val, p + DUMP_REC_HDR + r->key_len, r->val_len);
-	return true;
-}
+/* ---- reads, seen from the loop ---------------------------------------------- */
 
 static void s_perform(struct sessions *s, mono_t now);
 
-/* Start reading the table for `kind`, or note it for when the running
- * read ends (the newest request wins: an older read is stale). */
-static void read_table(struct sessions *s, enum dump_kind kind, mono_t now)
+static void read_start(struct sessions *s, enum dump_kind kind, mono_t now)
 {
-	if (s->w.running) {
-		s->want = kind;
-		return;
-	}
-	buf_free(&s->w.buf);
-	s->w.kind = kind;
-	s->w.rc = 0;
-	int e = pthread_create(&s->w.th, NULL, worker_main, &s->w);
+	struct worker *w = &s->w;
+	w->kind = kind;
+	w->recs = 0;
+	w->cur = NULL;
+	w->ready = w->ready_tail = NULL;
+	w->outstanding = 0;
+	w->stop = w->done = false;
+	w->rc = 0;
+	s->feeding = kind;
+	s->feed = NULL;
+	s->pos = 0;
+	s->read_done = false;
+	s->read_rc = 0;
+	s->read_recs = s->swept = s->sweep_seen = 0;
+	int e = pthread_create(&w->th, NULL, worker_main, w);
 	if (e != 0) {
+		s->feeding = DK_NONE;
 		s_log(s, LVL_ERROR, "sessions.dump", "error=\"cannot start the reader: %s\"",
 		      strerror(e));
 		if (kind == DK_BULK) {
@@ -189,28 +262,149 @@ static void read_table(struct sessions *s, enum dump_kind kind, mono_t now)
 		}
 		return;
 	}
-	s->w.running = true;
+	w->running = true;
 }
 
-/* Do what the core asked for. */
+/* Stop feeding the current read and stop the worker at its next record;
+ * its thread is joined when it says it has ended (sessions_on_worker). */
+static void read_abandon(struct sessions *s)
+{
+	chunks_free(s->feed);
+	s->feed = NULL;
+	s->pos = 0;
+	s->feeding = DK_NONE;
+	if (s->w.running) {
+		pthread_mutex_lock(&s->w.mu);
+		s->w.stop = true;
+		chunks_free(s->w.ready);
+		s->w.ready = s->w.ready_tail = NULL;
+		s->w.outstanding = 0;
+		pthread_cond_signal(&s->w.cv);
+		pthread_mutex_unlock(&s->w.mu);
+	}
+}
+
+/* Start reading the table for `kind`. A read already running is stale
+ * (the newest request wins): it is stopped and this one starts when its
+ * thread has ended. */
+static void read_table(struct sessions *s, enum dump_kind kind, mono_t now)
+{
+	if (s->w.running) {
+		read_abandon(s);
+		s->want = kind;
+		return;
+	}
+	read_abandon(s);
+	read_start(s, kind, now);
+}
+
+/* Records were written by w_collect from validated ctrecs; the bounds are
+ * checked anyway so a bookkeeping slip cannot read past the chunk. */
+static bool chunk_rec(const struct chunk *c, size_t pos, struct ctrec *r, size_t *size)
+{
+	if (c->len - pos < DUMP_REC_HDR)
+		return false;
+	const uint8_t *p = c->b + pos;
+	if (p[1] > CTREC_KEY_MAX || p[2] > CTREC_VAL_MAX ||
+	    c->len - pos - DUMP_REC_HDR < (size_t)p[1] + p[2])
+		return false;
+	r->op = p[0];
+	r->key_len = p[1];
+	r->val_len = p[2];
+	r->stable_hash = wire_get64(p + 3);
+	memcpy(r->key, p + DUMP_REC_HDR, r->key_len);
+	memcpy(r->val, p + DUMP_REC_HDR + r->key_len, r->val_len);
+	*size = DUMP_REC_HDR + r->key_len + r->val_len;
+	return true;
+}
+
+/* The loop is done with the first chunk: free it and let the worker on. */
+static void feed_pop(struct sessions *s)
+{
+	struct chunk *c = s->feed;
+	s->feed = c->next;
+	s->pos = 0;
+	free(c);
+	pthread_mutex_lock(&s->w.mu);
+	if (s->w.outstanding > 0)
+		s->w.outstanding--;
+	pthread_cond_signal(&s->w.cv);
+	pthread_mutex_unlock(&s->w.mu);
+}
+
+/* ---- injection queue -------------------------------------------------------- */
+
+static void apply_flush(struct sessions *s)
+{
+	if (ct_queued(s->ct))
+		(void)ct_flush(s->ct); /* failures counted in ct_stats */
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+/* Want kernel events read now? Only as primary, and only while the log
+ * has room for what one read brings. */
+static void ev_arm(struct sessions *s)
+{
+	bool want = s->ev_open && s->primary == s->p.self &&
+		    ctsync_log_room(s->cs) >= EV_ROOM_MSGS;
+	if (want == s->ev_armed)
+		return;
+	struct epoll_event ev = { .events = want ? EPOLLIN : 0 };
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, ct_events_fd(s->ct), &ev) == 0)
+		s->ev_armed = want;
+}
+
+/* Open or close the event socket for the role. Opened before the core
+ * becomes primary, so no event after its bulk's dump can be missed. */
+#define EV_RETRY_MS 1000
+
+static int ev_follow(struct sessions *s, bool primary, mono_t now)
+{
+	if (primary && !s->ev_open) {
+		struct epoll_event ev = { .events = 0 };
+		if (ct_events_open(s->ct) < 0 ||
+		    epoll_ctl(s->epfd, EPOLL_CTL_ADD, ct_events_fd(s->ct), &ev) < 0) {
+			if (!s->ev_failed)
+				s_log(s, LVL_ERROR, "sessions.events",
+				      "error=\"cannot subscribe to conntrack events: %s\"",
+				      strerror(errno));
+			ct_events_close(s->ct);
+			s->ev_failed = true;
+			s->ev_retry_at = now + MS_TO_MONO(EV_RETRY_MS);
+			return TND_ESYS;
+		}
+		if (s->ev_failed)
+			s_log(s, LVL_INFO, "sessions.events", "state=subscribed");
+		s->ev_failed = false;
+		s->ev_open = true;
+		s->ev_armed = false;
+	} else if (!primary && s->ev_open) {
+		(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, ct_events_fd(s->ct), NULL);
+		ct_events_close(s->ct);
+		s->ev_open = s->ev_armed = false;
+	}
+	return 0;
+}
+
+/* ---- performing the core's actions -------------------------------------------- */
+
 static void s_perform(struct sessions *s, mono_t now)
 {
 	struct ctsync_actions *out = s->acts;
 	for (int i = 0; i < out->n; i++) {
 		const struct ctsync_act *a = &out->a[i];
+		if (a->type == CTS_ACT_APPLY) {
+			(void)ct_queue(s->ct, &a->u.apply); /* counted in ct_stats */
+			continue;
+		}
+		apply_flush(s); /* whatever follows sees them applied */
 		switch (a->type) {
 		case CTS_ACT_SEND:
 			s->p.hooks.send(s->p.hooks.arg, a->u.send.to, a->u.send.link,
 					a->u.send.pkt, a->u.send.len);
 			break;
-		case CTS_ACT_APPLY:
-			(void)ct_apply(s->ct, &a->u.apply); /* counted in ct_stats */
-			break;
 		case CTS_ACT_DUMP_BEGIN:
-			if (s->feeding == DK_BULK) { /* a new bulk supersedes it */
-				buf_free(&s->feed);
-				s->feeding = DK_NONE;
-			}
 			read_table(s, DK_BULK, now);
 			break;
 		case CTS_ACT_DUMP_RESUME:
@@ -222,6 +416,8 @@ static void s_perform(struct sessions *s, mono_t now)
 			s->p.hooks.log(s->p.hooks.arg, level_of(a->u.event.level),
 				       a->u.event.name, a->u.event.kv);
 			break;
+		default:
+			break;
 		}
 	}
 	if (out->n_dropped)
@@ -229,26 +425,55 @@ static void s_perform(struct sessions *s, mono_t now)
 	ctsync_actions_reset(out);
 }
 
-/* Feed the read table to the core (bulk) or delete what is stale (sweep),
+/* The read ended and everything was fed: finish it. */
+static void read_finish(struct sessions *s, mono_t now)
+{
+	enum dump_kind kind = s->feeding;
+	s->feeding = DK_NONE;
+	if (s->read_rc != 0) {
+		s_log(s, LVL_WARN, "sessions.dump", "kind=%s error=%s entries=%llu",
+		      kind == DK_BULK ? "bulk" : "sweep",
+		      s->read_rc == TND_ENOSPC ? "out_of_memory" : "netlink",
+		      (unsigned long long)s->read_recs);
+		if (kind == DK_BULK)
+			ctsync_bulk_fail(s->cs, now, s->acts);
+		return;
+	}
+	if (kind == DK_BULK) {
+		s_log(s, LVL_INFO, "sessions.dump", "kind=bulk entries=%llu",
+		      (unsigned long long)s->read_recs);
+		ctsync_bulk_end(s->cs, now, s->acts);
+	} else {
+		apply_flush(s);
+		s_log(s, LVL_INFO, "sessions.sweep", "checked=%llu deleted=%llu",
+		      (unsigned long long)s->sweep_seen, (unsigned long long)s->swept);
+	}
+}
+
+/* Feed what was read to the core (bulk) or delete what is stale (sweep),
  * a bounded number of records per step. */
 static void feed_step(struct sessions *s, mono_t now)
 {
 	int done = 0;
 	struct ctrec r;
-	while (s->feeding != DK_NONE && s->pos < s->feed.len && done < FEED_PER_STEP) {
-		if (!buf_rec(&s->feed, s->pos, &r)) {
-			s_log(s, LVL_ERROR, "sessions.feed", "error=\"corrupt table buffer at %zu\"", s->pos);
-			s->pos = s->feed.len;
-			break;
+	size_t size;
+	while (s->feeding != DK_NONE && s->feed && done < FEED_PER_STEP) {
+		if (s->pos >= s->feed->len) {
+			feed_pop(s);
+			continue;
 		}
-		size_t size = DUMP_REC_HDR + r.key_len + r.val_len; /* before r changes */
+		if (!chunk_rec(s->feed, s->pos, &r, &size)) {
+			s_log(s, LVL_ERROR, "sessions.feed", "error=\"corrupt table chunk at %zu\"",
+			      s->pos);
+			s->pos = s->feed->len;
+			continue;
+		}
 		if (s->feeding == DK_BULK) {
 			int rc = ctsync_bulk_rec(s->cs, &r, now, s->acts);
 			if (rc == TND_ENOSPC)
 				break; /* not taken: wait for room */
 			if (rc == TND_EREFUSED) { /* the core no longer wants it */
-				buf_free(&s->feed);
-				s->feeding = DK_NONE;
+				read_abandon(s);
 				break;
 			}
 			s->pos += size;
@@ -263,31 +488,27 @@ static void feed_step(struct sessions *s, mono_t now)
 		if (!ctsync_fresh(s->cs, r.key, r.key_len)) {
 			r.op = CTREC_DELETE;
 			r.val_len = 0;
-			if (ct_apply(s->ct, &r) == 0)
+			if (ct_queue(s->ct, &r) == 0)
 				s->swept++;
 		}
 		s->pos += size;
 		done++;
 	}
-	if (s->feeding != DK_NONE && s->pos >= s->feed.len) {
-		if (s->feeding == DK_BULK) {
-			ctsync_bulk_end(s->cs, now, s->acts);
-		} else {
-			s_log(s, LVL_INFO, "sessions.sweep", "checked=%llu deleted=%llu",
-			      (unsigned long long)s->sweep_seen, (unsigned long long)s->swept);
-		}
-		buf_free(&s->feed);
-		s->feeding = DK_NONE;
-	}
+	if (s->feeding == DK_SWEEP)
+		apply_flush(s);
+	if (s->feeding != DK_NONE && !s->feed && s->read_done)
+		read_finish(s, now);
 	s_perform(s, now);
 }
 
-/* After any call into the core: perform, then go on feeding. */
+/* After any call into the core: perform, go on feeding, and read events
+ * or not as the log's room says. */
 static void s_settle(struct sessions *s, mono_t now)
 {
 	s_perform(s, now);
 	if (s->feeding != DK_NONE)
 		feed_step(s, now);
+	ev_arm(s);
 }
 
 int sessions_worker_fd(const struct sessions *s)
@@ -298,44 +519,57 @@ int sessions_worker_fd(const struct sessions *s)
 void sessions_on_worker(struct sessions *s, mono_t now)
 {
 	uint64_t n;
+	struct chunk *got;
+	bool ended;
+	int rc;
+
 	if (read(s->w.efd, &n, sizeof(n)) != (ssize_t)sizeof(n) || !s->w.running)
 		return;
+	pthread_mutex_lock(&s->w.mu);
+	got = s->w.ready;
+	s->w.ready = s->w.ready_tail = NULL;
+	ended = s->w.done;
+	rc = s->w.rc;
+	pthread_mutex_unlock(&s->w.mu);
+	if (s->feeding == DK_NONE) { /* abandoned: nothing of it is wanted */
+		chunks_free(got);
+	} else if (got) {
+		struct chunk **tail = &s->feed;
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = got;
+	}
+	if (!ended) {
+		s_settle(s, now);
+		return;
+	}
 	pthread_join(s->w.th, NULL);
 	s->w.running = false;
-	struct dumpbuf got = s->w.buf;
-	memset(&s->w.buf, 0, sizeof(s->w.buf));
-	enum dump_kind kind = s->w.kind;
-	int rc = s->w.rc;
-
-	if (s->want != DK_NONE) { /* asked again meanwhile: this read is stale */
+	if (s->want != DK_NONE) { /* asked again meanwhile: start the new read */
 		enum dump_kind next = s->want;
 		s->want = DK_NONE;
-		buf_free(&got);
-		read_table(s, next, now);
+		read_abandon(s);
+		read_start(s, next, now);
+		s_settle(s, now);
 		return;
 	}
-	bool wanted = kind == DK_BULK ? s->primary == s->p.self
-				      : s->primary != s->p.self && s->primary != TND_NO_NODE;
-	if (rc != 0 || !wanted) {
-		if (rc != 0)
-			s_log(s, LVL_WARN, "sessions.dump", "kind=%s error=%s",
-			      kind == DK_BULK ? "bulk" : "sweep",
-			      rc > 0 ? "out_of_memory" : "netlink");
-		buf_free(&got);
-		if (kind == DK_BULK && wanted)
-			ctsync_bulk_fail(s->cs, now, s->acts);
-		s_perform(s, now);
-		return;
+	if (s->feeding != DK_NONE) {
+		s->read_done = true;
+		s->read_rc = rc;
+		s->read_recs = s->w.recs;
+		bool wanted = s->feeding == DK_BULK ? s->primary == s->p.self
+			: s->primary != s->p.self && s->primary != TND_NO_NODE;
+		if (!wanted)
+			read_abandon(s);
+		else if (rc != 0) { /* what was read of a failed read is no use */
+			chunks_free(s->feed);
+			s->feed = NULL;
+		}
 	}
-	s_log(s, LVL_INFO, "sessions.dump", "kind=%s entries=%llu bytes=%zu",
-	      kind == DK_BULK ? "bulk" : "sweep", (unsigned long long)got.recs, got.len);
-	buf_free(&s->feed);
-	s->feed = got;
-	s->pos = 0;
-	s->feeding = kind;
-	s->swept = s->sweep_seen = 0;
-	feed_step(s, now);
+	s_settle(s, now);
 }
+
+/* ---- life --------------------------------------------------------------------- */
 
 struct sessions *sessions_open(const struct sessions_params *p, mono_t now,
 			       char *err, size_t err_len)
@@ -347,22 +581,27 @@ struct sessions *sessions_open(const struct sessions_params *p, mono_t now,
 	}
 	s->p = *p;
 	s->primary = TND_NO_NODE;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->w.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_mutex_init(&s->w.mu, NULL);
+	pthread_cond_init(&s->w.cv, NULL);
 	s->acts = calloc(1, sizeof(*s->acts));
 	s->ct = ct_open();
 	s->w.ct = ct_open();
-	if (s->w.efd < 0) {
-		snprintf(err, err_len, "eventfd: %m");
+	if (s->w.efd < 0 || s->epfd < 0) {
+		snprintf(err, err_len, "eventfd/epoll: %m");
 		goto fail;
 	}
 	if (!s->acts || !s->ct || !s->w.ct) {
 		snprintf(err, err_len, "cannot open conntrack netlink: %m");
 		goto fail;
 	}
+	/* Subscribed only while primary; check now that we may. */
 	if (ct_events_open(s->ct) < 0) {
 		snprintf(err, err_len, "cannot subscribe to conntrack events: %m");
 		goto fail;
 	}
+	ct_events_close(s->ct);
 	ct_set_timeout_floor(s->ct, p->timeout_floor_s);
 	struct ctsync_params cp;
 	ctsync_params_default(&cp);
@@ -386,24 +625,30 @@ void sessions_close(struct sessions *s)
 {
 	if (!s)
 		return;
+	read_abandon(s); /* a running read stops at its next record */
 	if (s->w.running)
-		pthread_join(s->w.th, NULL); /* a read ends by itself */
-	buf_free(&s->w.buf);
-	buf_free(&s->feed);
-	ctsync_free(s->cs);
-	if (s->ct)
+		pthread_join(s->w.th, NULL);
+	chunks_free(s->w.ready);
+	if (s->ct) {
+		apply_flush(s);
 		ct_close(s->ct);
+	}
+	ctsync_free(s->cs);
 	if (s->w.ct)
 		ct_close(s->w.ct);
 	if (s->w.efd >= 0)
 		close(s->w.efd);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	pthread_mutex_destroy(&s->w.mu);
+	pthread_cond_destroy(&s->w.cv);
 	free(s->acts);
 	free(s);
 }
 
 int sessions_events_fd(const struct sessions *s)
 {
-	return ct_events_fd(s->ct);
+	return s->epfd;
 }
 
 struct ev_ctx {
@@ -424,6 +669,8 @@ static void on_ct_event(const struct ctrec *r, void *arg)
 void sessions_on_events(struct sessions *s, mono_t now)
 {
 	struct ev_ctx c = { s, now };
+	if (!s->ev_open || !s->ev_armed)
+		return;
 	int rc = ct_events_read(s->ct, on_ct_event, &c);
 	if (rc == TND_ENOSPC && s->primary == s->p.self) {
 		/* Events were lost: only a full resync restores the truth. */
@@ -437,11 +684,12 @@ void sessions_set_primary(struct sessions *s, int node, mono_t now)
 {
 	if (node == s->primary)
 		return;
+	apply_flush(s); /* what was received from the old primary goes in first */
 	s->primary = node;
-	if (s->feeding != DK_NONE) { /* fed for a role we no longer have */
-		buf_free(&s->feed);
-		s->feeding = DK_NONE;
-	}
+	if (s->feeding != DK_NONE || s->w.running) /* read for a role we no longer have */
+		read_abandon(s);
+	s->want = DK_NONE;
+	(void)ev_follow(s, node == s->p.self, now);
 	ctsync_set_role(s->cs, node, now, s->acts);
 	s_settle(s, now);
 }
@@ -462,6 +710,12 @@ int sessions_recv(struct sessions *s, const struct wire_hdr *h,
 
 void sessions_tick(struct sessions *s, mono_t now)
 {
+	apply_flush(s);
+	if (s->primary == s->p.self && !s->ev_open && now >= s->ev_retry_at &&
+	    ev_follow(s, true, now) == 0) {
+		/* Subscribed late: what happened meanwhile is unknown. */
+		ctsync_overrun(s->cs, now, s->acts);
+	}
 	ctsync_tick(s->cs, now, s->acts);
 	s_settle(s, now);
 }
@@ -469,9 +723,13 @@ void sessions_tick(struct sessions *s, mono_t now)
 mono_t sessions_next_wake(const struct sessions *s)
 {
 	mono_t t = ctsync_next_wake(s->cs);
-	if ((s->feeding == DK_BULK && ctsync_bulk_room(s->cs) > 0) ||
-	    s->feeding == DK_SWEEP)
-		t = 0; /* more to feed: as soon as possible */
+	if (ct_queued(s->ct) ||
+	    (s->feeding == DK_BULK && s->feed && ctsync_bulk_room(s->cs) > 0) ||
+	    (s->feeding == DK_SWEEP && s->feed) ||
+	    (s->feeding != DK_NONE && !s->feed && s->read_done))
+		t = 0; /* more to do: as soon as possible */
+	if (s->ev_failed && s->primary == s->p.self && s->ev_retry_at < t)
+		t = s->ev_retry_at;
 	return t;
 }
 
