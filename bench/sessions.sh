@@ -211,10 +211,21 @@ int main(int argc, char **argv)
 				if (mk(h, c, first + done, wall_mark()) < 0 && bad++ < 3)
 					fprintf(stderr, "ctload: create %ld: %s\n", first + done, strerror(errno));
 				done++;
+				/* Behind schedule this loop runs long: the progress
+				 * log must go on (the lag figures interpolate in it). */
+				if ((done & 63) == 0) {
+					el = mono_s() - t0;
+					if (el >= next_log) {
+						printf("log %.0f %ld\n", el * 1000, done);
+						next_log = el + 0.05;
+					}
+					if (el > 3.0 * secs)
+						break;
+				}
 			}
 			if (el >= next_log) {
 				printf("log %.0f %ld\n", el * 1000, done);
-				next_log += 0.05;
+				next_log = el + 0.05;
 			}
 			if (done < total) {
 				struct timespec d = {0, 200000}; /* 0.2 ms ticks */
