@@ -10,11 +10,26 @@
  *   P2  two nodes are never primary of a group at the same time when the
  *       network between them has been clean (no loss, no partition, no
  *       crash) for longer than the detection bound;
+ *   P3  a node never takes a running peer for lost when the network
+ *       between them has been clean for twice the detection bound (a false
+ *       loss is a needless failover: the flap a heartbeat_ms change could
+ *       cause while the nodes switch to it a few moments apart);
  *
  * then heals everything and checks that the cluster converges: exactly one
  * primary per group, every node agreeing on it, and it is the preferred
  * node where preempt is on. A failure prints the seed; `sim --seed N -v`
- * replays it with a trace. */
+ * replays it with a trace.
+ *
+ * Live reconfiguration (node_reconfigure, configuration sync): now and then
+ * the chaos draws a new configuration - priorities, preempt, groups added
+ * and removed (so the others change position), monitored interfaces,
+ * heartbeat_ms, dead_after, session sync on or off - and every node applies
+ * it at its own random moment within 1.5 s, in random order, under the
+ * same loss and partitions (a node that is down then starts with it). Each
+ * node runs on its own heap copy of its configuration, freed as soon as it
+ * is replaced, so ASan catches a pointer kept into it. The properties
+ * above are checked by group id, and a node must never emit ACT_VIPS or
+ * ACT_HOOK for a group its configuration does not have. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +40,8 @@
 
 #define SIM_MSGS_MAX 65536
 #define NO_TIME INT64_MAX
+#define SIM_IDS 8 /* group ids used: 0..SIM_IDS-1 */
+#define SIM_GROUPS_MAX 5
 
 struct msg {
 	mono_t at; /* global delivery time */
@@ -49,14 +66,21 @@ struct simnode {
 	double skew;   /* local = global * (1 + skew) + offset */
 	mono_t offset;
 	bool iface_up;
-	enum gstate last[TND_GROUPS_MAX];
-	uint64_t last_epoch[TND_GROUPS_MAX];
+	enum gstate last[SIM_IDS];      /* by group id */
+	uint64_t last_epoch[SIM_IDS];
+	struct tnd_conf *conf; /* what it runs (or starts with): its own copy */
+	bool sync_gate;
+	int gen;               /* configuration generation it runs */
+	mono_t apply_at;       /* when it applies s->conf, or NO_TIME */
+	uint32_t prev_hb_ms;   /* heartbeat_ms before its last change */
+	mono_t hb_switched_at; /* when it changed configuration */
 };
 
 struct sim {
 	uint64_t rng;
 	int verbose;
-	struct tnd_conf conf;
+	struct tnd_conf conf; /* the cluster's latest configuration */
+	int gen, n_reconf;
 	int n;
 	struct simnode nodes[TND_NODES_MAX];
 	struct msg *q;
@@ -66,12 +90,13 @@ struct sim {
 	double loss, dup;
 	bool cut[TND_NODES_MAX][TND_NODES_MAX][TND_LINKS_MAX];
 	mono_t disturbed[TND_NODES_MAX][TND_NODES_MAX];
-	mono_t both_since[TND_GROUPS_MAX][TND_NODES_MAX][TND_NODES_MAX];
-	/* P1 history: the node primary at each (group, epoch) */
+	mono_t both_since[SIM_IDS][TND_NODES_MAX][TND_NODES_MAX];
+	/* P1 history: the node primary at each (group id, epoch) */
 	int n_hist;
-	struct { int gi; uint64_t epoch; int node; } hist[8192];
+	struct { int id; uint64_t epoch; int node; } hist[8192];
 	struct actions *acts;
-	bool sync_gate;
+	bool sync_gate; /* of the latest configuration */
+	bool reconf;    /* the chaos reconfigures the cluster */
 	int n_barriers;
 	struct barrier barriers[BARRIERS_MAX];
 	const char *corpus; /* write fuzz seeds here */
@@ -177,6 +202,37 @@ static void write_corpus(struct sim *s, const struct msg *m,
 	s->corpus_n++;
 }
 
+/* P3, on node i's event "peer.state peer=X to=lost reason=...". */
+static void check_loss(struct sim *s, int i, const char *kv)
+{
+	if (!strstr(kv, "reason=silent_on_all_links"))
+		return;
+	const char *p = strstr(kv, "peer=");
+	int x = -1;
+	for (int k = 0; p && k < s->n; k++) {
+		size_t len = strlen(s->conf.nodes[k].name);
+		if (strncmp(p + 5, s->conf.nodes[k].name, len) == 0 && p[5 + len] == ' ')
+			x = k;
+	}
+	if (x < 0 || !s->nodes[x].up)
+		return;
+	const struct simnode *si = &s->nodes[i], *sx = &s->nodes[x];
+	uint32_t hb_ms = si->conf->heartbeat_ms;
+	if (sx->conf->heartbeat_ms > hb_ms)
+		hb_ms = sx->conf->heartbeat_ms;
+	if (sx->prev_hb_ms > hb_ms)
+		hb_ms = sx->prev_hb_ms;
+	mono_t bound = 2 * MS_TO_MONO(hb_ms) * (mono_t)si->conf->dead_after +
+		       MS_TO_MONO(31);
+	if (s->now - s->disturbed[i][x] > bound) {
+		printf("sim: SAFETY VIOLATION at t=%.3fs: P3: %s took %s for lost after %lld ms of clean network\n",
+		       (double)s->now / 1e9, s->conf.nodes[i].name,
+		       s->conf.nodes[x].name,
+		       (long long)MONO_TO_MS(s->now - s->disturbed[i][x]));
+		s->failures++;
+	}
+}
+
 static void run_actions(struct sim *s, int i)
 {
 	struct actions *out = s->acts;
@@ -198,6 +254,8 @@ static void run_actions(struct sim *s, int i)
 				       a->u.event.kv);
 			if (a->u.event.level == LVL_ERROR)
 				s->failures++;
+			if (strcmp(a->u.event.name, "peer.state") == 0)
+				check_loss(s, i, a->u.event.kv);
 			break;
 		case ACT_BARRIER:
 			/* The session-sync driver answers after a round trip,
@@ -212,11 +270,31 @@ static void run_actions(struct sim *s, int i)
 			}
 			break;
 		case ACT_VIPS:
-		case ACT_HOOK:
+		case ACT_HOOK: {
+			int id = a->type == ACT_VIPS ? a->u.vips.group_id
+						     : a->u.hook.group_id;
+			if (conf_group_index(s->nodes[i].conf, id) < 0) {
+				printf("sim: %s emitted %s for group %d, which its configuration does not have\n",
+				       s->conf.nodes[i].name,
+				       a->type == ACT_VIPS ? "ACT_VIPS" : "ACT_HOOK", id);
+				s->failures++;
+			}
 			break;
+		}
 		}
 	}
 	actions_reset(out);
+}
+
+/* Node i's state of group `id` in its status, G_INIT when it does not
+ * have the group (its configuration differs during a reconfiguration). */
+static const struct node_group_status *status_group(const struct node_status *st,
+						    int id)
+{
+	for (int k = 0; k < st->n_groups; k++)
+		if (st->groups[k].id == id)
+			return &st->groups[k];
+	return NULL;
 }
 
 static void record_states(struct sim *s)
@@ -226,75 +304,98 @@ static void record_states(struct sim *s)
 		if (s->nodes[i].up)
 			node_status(s->nodes[i].core, local_time(&s->nodes[i], s->now), &st[i]);
 	}
-	for (int gi = 0; gi < s->conf.n_groups; gi++) {
+	for (int id = 0; id < SIM_IDS; id++) {
 		for (int i = 0; i < s->n; i++) {
 			struct simnode *sn = &s->nodes[i];
-			enum gstate now_st = sn->up ? st[i].groups[gi].state : G_INIT;
+			const struct node_group_status *g =
+				sn->up ? status_group(&st[i], id) : NULL;
+			enum gstate now_st = g ? g->state : G_INIT;
 			if (now_st == G_PRIMARY &&
-			    (sn->last[gi] != G_PRIMARY ||
-			     st[i].groups[gi].epoch != sn->last_epoch[gi])) {
-				uint64_t e = st[i].groups[gi].epoch;
-				sn->last_epoch[gi] = e;
+			    (sn->last[id] != G_PRIMARY ||
+			     g->epoch != sn->last_epoch[id])) {
+				uint64_t e = g->epoch;
+				sn->last_epoch[id] = e;
 				s->elections++;
 				for (int h = 0; h < s->n_hist; h++)
-					if (s->hist[h].gi == gi && s->hist[h].epoch == e &&
+					if (s->hist[h].id == id && s->hist[h].epoch == e &&
 					    s->hist[h].node != i)
-						fail(s, "P1: %s and node %d both primary of group index %d in epoch %lld",
-						     s->conf.nodes[i].name, s->hist[h].node, gi,
+						fail(s, "P1: %s and node %d both primary of group %d in epoch %lld",
+						     s->conf.nodes[i].name, s->hist[h].node, id,
 						     (long long)e);
 				if (s->n_hist < (int)(sizeof(s->hist) / sizeof(s->hist[0]))) {
-					s->hist[s->n_hist].gi = gi;
+					s->hist[s->n_hist].id = id;
 					s->hist[s->n_hist].epoch = e;
 					s->hist[s->n_hist].node = i;
 					s->n_hist++;
 				}
 			}
-			sn->last[gi] = now_st;
+			sn->last[id] = now_st;
 		}
-		/* P2 */
-		mono_t hb = MS_TO_MONO(s->conf.heartbeat_ms);
-		/* Two nodes that hear each other resolve a double claim with
-		 * their next heartbeat: one interval plus the longest delay. */
-		mono_t overlap_max = hb + MS_TO_MONO(31);
+		/* P2. Two nodes that hear each other resolve a double claim
+		 * with their next heartbeat: one interval plus the longest
+		 * delay. The interval is the longer of the two nodes', and of
+		 * the one a node ran before a change within the window (the
+		 * heartbeat after the last lost one was due on that one). */
 		for (int i = 0; i < s->n; i++)
 			for (int j = i + 1; j < s->n; j++) {
-				if (s->nodes[i].last[gi] != G_PRIMARY ||
-				    s->nodes[j].last[gi] != G_PRIMARY) {
-					s->both_since[gi][i][j] = NO_TIME;
+				if (s->nodes[i].last[id] != G_PRIMARY ||
+				    s->nodes[j].last[id] != G_PRIMARY) {
+					s->both_since[id][i][j] = NO_TIME;
 					continue;
 				}
-				mono_t from = s->both_since[gi][i][j];
+				mono_t from = s->both_since[id][i][j];
 				if (from == NO_TIME)
-					from = s->both_since[gi][i][j] = s->now;
+					from = s->both_since[id][i][j] = s->now;
 				if (s->disturbed[i][j] > from)
 					from = s->disturbed[i][j];
+				uint32_t hb_ms = 0;
+				for (int k = 0; k < 2; k++) {
+					const struct simnode *sk = &s->nodes[k ? j : i];
+					if (sk->conf->heartbeat_ms > hb_ms)
+						hb_ms = sk->conf->heartbeat_ms;
+					if (from <= sk->hb_switched_at && sk->prev_hb_ms > hb_ms)
+						hb_ms = sk->prev_hb_ms;
+				}
+				mono_t overlap_max = MS_TO_MONO(hb_ms) + MS_TO_MONO(31);
 				if (s->now - from > overlap_max)
-					fail(s, "P2: %s and node %d both primary of group index %d for %lld ms on a clean network",
-					     s->conf.nodes[i].name, j, gi,
+					fail(s, "P2: %s and node %d both primary of group %d for %lld ms on a clean network",
+					     s->conf.nodes[i].name, j, id,
 					     (long long)MONO_TO_MS(s->now - from));
 			}
 	}
+}
+
+/* The driver reports every monitored interface after a start or a
+ * reconfiguration: lan0 as the chaos left it, wan0 always up. */
+static void feed_ifaces(struct sim *s, int i, mono_t lt)
+{
+	struct simnode *sn = &s->nodes[i];
+	struct ev ev = { .type = EV_IFACE };
+	ev.u.iface.ifname = "lan0";
+	ev.u.iface.up = sn->iface_up;
+	node_step(sn->core, &ev, lt, s->acts);
+	run_actions(s, i);
+	ev.u.iface.ifname = "wan0";
+	ev.u.iface.up = true;
+	node_step(sn->core, &ev, lt, s->acts);
+	run_actions(s, i);
 }
 
 static void node_boot(struct sim *s, int i)
 {
 	struct simnode *sn = &s->nodes[i];
 	struct node_params p = {
-		.conf = &s->conf, .self = i, .incarnation = ++sn->incarnation,
+		.conf = sn->conf, .self = i, .incarnation = ++sn->incarnation,
 		.seed = rnd(s), .version = "sim", .proto_min = 1, .proto_max = 1,
-		.sync_gate = s->sync_gate, .sync_group_id = 1, .barrier_timeout_ms = 200,
+		.sync_gate = sn->sync_gate, .sync_group_id = 1, .barrier_timeout_ms = 200,
 	};
 	mono_t lt = local_time(sn, s->now);
 	sn->core = node_new(&p, lt);
 	sn->up = true;
 	for (int a = 0; a < s->n; a++)
 		disturb(s, i, a);
-	struct ev ev = { .type = EV_IFACE };
-	ev.u.iface.ifname = "lan0";
-	ev.u.iface.up = sn->iface_up;
-	node_step(sn->core, &ev, lt, s->acts);
-	run_actions(s, i);
-	if (s->sync_gate && rndi(s, 2)) {
+	feed_ifaces(s, i, lt);
+	if (sn->sync_gate && rndi(s, 2)) {
 		struct ev se = { .type = EV_SYNC };
 		se.u.sync.synced = true;
 		node_step(sn->core, &se, lt, s->acts);
@@ -365,6 +466,131 @@ static void build_conf(struct sim *s)
 	}
 }
 
+/* --- live reconfiguration ------------------------------------------------ */
+
+static void sim_group(struct sim *s, struct tnd_group_conf *g, bool prio)
+{
+	if (prio) {
+		for (int i = 0; i < s->n; i++)
+			g->priority[i] = (uint8_t)(rndi(s, 5) == 0 ? 0 : 10 + rndi(s, 240));
+		g->priority[rndi(s, s->n)] = 250; /* at least one candidate */
+	}
+	if (g->id > 0) {
+		g->n_monitors = 1 + rndi(s, 2);
+		snprintf(g->monitors[0], sizeof(g->monitors[0]), "lan0");
+		snprintf(g->monitors[1], sizeof(g->monitors[1]), "wan0");
+	}
+}
+
+/* A new configuration of the same cluster: what configuration sync may
+ * change in place. Groups stay sorted by id (as conf_parse leaves them),
+ * so adding or removing one moves the others. */
+static void mutate_conf(struct sim *s, struct tnd_conf *c)
+{
+	for (int gi = 0; gi < c->n_groups; gi++) {
+		struct tnd_group_conf *g = &c->groups[gi];
+		if (rndi(s, 3) == 0)
+			sim_group(s, g, rndi(s, 2));
+		if (g->id > 0 && rndi(s, 4) == 0)
+			g->preempt = !g->preempt;
+		if (rndi(s, 4) == 0)
+			g->preempt_delay_s = (uint32_t)rndi(s, 2);
+	}
+	if (c->n_groups > 2 && rndi(s, 3) == 0) {
+		int k = 1 + rndi(s, c->n_groups - 1);
+		memmove(&c->groups[k], &c->groups[k + 1],
+			(size_t)(c->n_groups - k - 1) * sizeof(c->groups[0]));
+		c->n_groups--;
+	}
+	if (c->n_groups < SIM_GROUPS_MAX && rndi(s, 3) == 0) {
+		int id;
+		do
+			id = 1 + rndi(s, SIM_IDS - 1);
+		while (conf_group_index(c, id) >= 0);
+		int k = c->n_groups;
+		while (k > 0 && c->groups[k - 1].id > id)
+			k--;
+		memmove(&c->groups[k + 1], &c->groups[k],
+			(size_t)(c->n_groups - k) * sizeof(c->groups[0]));
+		c->n_groups++;
+		struct tnd_group_conf *g = &c->groups[k];
+		memset(g, 0, sizeof(*g));
+		g->id = (uint8_t)id;
+		g->preempt = rndi(s, 2);
+		g->preempt_delay_s = (uint32_t)rndi(s, 2);
+		sim_group(s, g, true);
+	}
+	if (rndi(s, 4) == 0) {
+		static const uint32_t hbs[] = { 20, 50, 100 };
+		c->heartbeat_ms = hbs[rndi(s, 3)];
+	}
+	if (rndi(s, 4) == 0)
+		c->dead_after = 3 + (uint32_t)rndi(s, 2);
+}
+
+static bool reconf_pending(const struct sim *s)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->nodes[i].apply_at != NO_TIME)
+			return true;
+	return false;
+}
+
+/* A committed configuration reaches the nodes at different moments. */
+static void reconf_start(struct sim *s)
+{
+	mutate_conf(s, &s->conf);
+	if (rndi(s, 4) == 0)
+		s->sync_gate = !s->sync_gate;
+	s->gen++;
+	s->n_reconf++;
+	for (int i = 0; i < s->n; i++)
+		s->nodes[i].apply_at = s->now + MS_TO_MONO(rndi(s, 1500));
+	if (s->verbose)
+		printf("%10.4f RECONFIGURE gen=%d groups=%d hb=%u x %u sync_gate=%d\n",
+		       (double)s->now / 1e9, s->gen, s->conf.n_groups,
+		       s->conf.heartbeat_ms, s->conf.dead_after, s->sync_gate);
+}
+
+/* Node i applies the latest configuration (a node that is down starts
+ * with it), then its driver reports the monitored interfaces. */
+static void reconf_apply(struct sim *s, int i)
+{
+	struct simnode *sn = &s->nodes[i];
+	sn->apply_at = NO_TIME;
+	struct tnd_conf *c = malloc(sizeof(*c));
+	if (!c) {
+		s->failures++;
+		return;
+	}
+	*c = s->conf;
+	mono_t lt = local_time(sn, s->now);
+	if (sn->up) {
+		int rc = node_reconfigure(sn->core, c, s->sync_gate, 1, lt, s->acts);
+		if (rc != 0) {
+			printf("sim: %s refused generation %d: %s\n",
+			       s->conf.nodes[i].name, s->gen, tnd_strerror(rc));
+			s->failures++;
+			free(c);
+			return;
+		}
+	}
+	sn->prev_hb_ms = sn->conf->heartbeat_ms;
+	sn->hb_switched_at = s->now;
+	memset(sn->conf, 0x5a, sizeof(*sn->conf)); /* no one may still read it */
+	free(sn->conf);
+	sn->conf = c;
+	sn->sync_gate = s->sync_gate;
+	sn->gen = s->gen;
+	if (s->verbose)
+		printf("%10.4f %s applies gen=%d%s\n", (double)s->now / 1e9,
+		       s->conf.nodes[i].name, s->gen, sn->up ? "" : " (down)");
+	if (sn->up) {
+		run_actions(s, i);
+		feed_ifaces(s, i, lt);
+	}
+}
+
 static void chaos(struct sim *s)
 {
 	int a = rndi(s, s->n), b = rndi(s, s->n);
@@ -404,7 +630,7 @@ static void chaos(struct sim *s)
 		}
 	} else if (r < 72 && s->nodes[a].up) { /* administrative orders */
 		int k = rndi(s, 6);
-		req.group_id = rndi(s, s->conf.n_groups);
+		req.group_id = s->conf.groups[rndi(s, s->conf.n_groups)].id;
 		if (k == 0) {
 			req.op = ADM_FAILOVER;
 			req.target = rndi(s, 2) ? b : TND_NO_NODE;
@@ -430,10 +656,14 @@ static void chaos(struct sim *s)
 	} else if (r < 80) {
 		s->loss = rndi(s, 3) == 0 ? rndf(s) * 0.3 : 0;
 		s->dup = rndf(s) * 0.05;
-	} else if (r < 86 && s->sync_gate && s->nodes[a].up) {
-		struct ev ev = { .type = EV_SYNC };
-		ev.u.sync.synced = rndi(s, 3) != 0;
-		step_node(s, a, &ev);
+	} else if (r < 86) {
+		if (s->sync_gate && s->nodes[a].up) {
+			struct ev ev = { .type = EV_SYNC };
+			ev.u.sync.synced = rndi(s, 3) != 0;
+			step_node(s, a, &ev);
+		}
+	} else if (r < 92 && s->reconf && !reconf_pending(s)) {
+		reconf_start(s);
 	}
 }
 
@@ -468,11 +698,21 @@ static void run(struct sim *s, mono_t until, int chaos_ms)
 				mi = -1;
 				who = -1;
 			}
+		int ai = -1;
+		for (int i = 0; i < s->n; i++)
+			if (s->nodes[i].apply_at < t) {
+				t = s->nodes[i].apply_at;
+				ai = i;
+				bi = -1;
+				mi = -1;
+				who = -1;
+			}
 		if (next_chaos < t) {
 			t = next_chaos;
 			who = -1;
 			mi = -1;
 			bi = -1;
+			ai = -1;
 		}
 		if (t > s->now) {
 			s->now = t;
@@ -483,7 +723,9 @@ static void run(struct sim *s, mono_t until, int chaos_ms)
 			s->failures++;
 			return;
 		}
-		if (bi >= 0) {
+		if (ai >= 0) {
+			reconf_apply(s, ai);
+		} else if (bi >= 0) {
 			struct barrier b = s->barriers[bi];
 			s->barriers[bi] = s->barriers[--s->n_barriers];
 			if (s->nodes[b.node].up) {
@@ -543,9 +785,22 @@ static int converge_check(struct sim *s)
 		node_status(s->nodes[i].core, local_time(&s->nodes[i], s->now), &st[i]);
 	for (int gi = 0; gi < s->conf.n_groups; gi++) {
 		const struct tnd_group_conf *g = &s->conf.groups[gi];
+		const struct node_group_status *ng[TND_NODES_MAX];
 		int prim = -1, count = 0, best = -1;
 		for (int i = 0; i < s->n; i++) {
-			if (st[i].groups[gi].state == G_PRIMARY) {
+			ng[i] = status_group(&st[i], g->id);
+			if (!ng[i]) {
+				printf("sim: n%d does not have group %d after healing\n", i, g->id);
+				return bad + 1;
+			}
+			if (st[i].n_groups != s->conf.n_groups) {
+				printf("sim: n%d has %d groups, not %d\n", i, st[i].n_groups,
+				       s->conf.n_groups);
+				return bad + 1;
+			}
+		}
+		for (int i = 0; i < s->n; i++) {
+			if (ng[i]->state == G_PRIMARY) {
 				prim = i;
 				count++;
 			}
@@ -558,9 +813,9 @@ static int converge_check(struct sim *s)
 			continue;
 		}
 		for (int i = 0; i < s->n; i++)
-			if (st[i].groups[gi].primary != prim) {
+			if (ng[i]->primary != prim) {
 				printf("sim: node %d believes group %d primary is %d, not %d\n",
-				       i, g->id, st[i].groups[gi].primary, prim);
+				       i, g->id, ng[i]->primary, prim);
 				bad++;
 			}
 		if (g->priority[prim] == 0) {
@@ -578,6 +833,9 @@ static int converge_check(struct sim *s)
 
 static const char *corpus_dir;
 
+static bool reconf_on = true;
+static long total_reconf;
+
 static int run_seed(uint64_t seed, int verbose, double chaos_s)
 {
 	struct sim *s = calloc(1, sizeof(*s));
@@ -586,15 +844,22 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 	s->rng = seed * 0x9E3779B97F4A7C15ULL + 1;
 	s->verbose = verbose;
 	s->corpus = corpus_dir;
-	for (int g = 0; g < TND_GROUPS_MAX; g++)
+	for (int g = 0; g < SIM_IDS; g++)
 		for (int i = 0; i < TND_NODES_MAX; i++)
 			for (int j = 0; j < TND_NODES_MAX; j++)
 				s->both_since[g][i][j] = NO_TIME;
 	s->n = 2 + rndi(s, 4);
 	build_conf(s);
 	s->sync_gate = rndi(s, 2);
+	s->reconf = reconf_on;
 	for (int i = 0; i < s->n; i++) {
 		struct simnode *sn = &s->nodes[i];
+		sn->conf = malloc(sizeof(*sn->conf));
+		if (!sn->conf)
+			return 1;
+		*sn->conf = s->conf;
+		sn->sync_gate = s->sync_gate;
+		sn->apply_at = NO_TIME;
 		sn->skew = (rndf(s) - 0.5) * 0.004; /* +-2000 ppm */
 		sn->offset = MS_TO_MONO(rndi(s, 1000000));
 		sn->iface_up = true;
@@ -606,6 +871,9 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 	if (!s->failures) {
 		s->loss = s->dup = 0;
 		memset(s->cut, 0, sizeof(s->cut));
+		for (int i = 0; i < s->n; i++)
+			if (s->nodes[i].apply_at != NO_TIME)
+				reconf_apply(s, i);
 		for (int i = 0; i < s->n; i++) {
 			if (!s->nodes[i].up)
 				node_boot(s, i);
@@ -642,16 +910,19 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 	}
 	int bad = s->failures ? (int)s->failures : converge_check(s);
 	if (bad)
-		printf("sim: seed %llu FAILED (%d nodes, %d groups, hb %u ms x %u); replay: sim --seed %llu -v\n",
+		printf("sim: seed %llu FAILED (%d nodes, %d groups, hb %u ms x %u, %d reconfigurations); replay: sim --seed %llu -v\n",
 		       (unsigned long long)seed, s->n, s->conf.n_groups,
-		       s->conf.heartbeat_ms, s->conf.dead_after,
+		       s->conf.heartbeat_ms, s->conf.dead_after, s->n_reconf,
 		       (unsigned long long)seed);
 	else if (verbose)
-		printf("sim: seed %llu ok: %ld steps, %ld delivered, %ld dropped, %ld elections\n",
+		printf("sim: seed %llu ok: %ld steps, %ld delivered, %ld dropped, %ld elections, %d reconfigurations\n",
 		       (unsigned long long)seed, s->steps, s->delivered, s->dropped,
-		       s->elections);
-	for (int i = 0; i < s->n; i++)
+		       s->elections, s->n_reconf);
+	total_reconf += s->n_reconf;
+	for (int i = 0; i < s->n; i++) {
 		node_free(s->nodes[i].core);
+		free(s->nodes[i].conf);
+	}
 	free(s->q);
 	free(s->acts);
 	free(s);
@@ -672,10 +943,11 @@ int main(int argc, char **argv)
 		{ "chaos-s", required_argument, 0, 'c' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "corpus", required_argument, 0, 'C' },
+		{ "no-reconf", no_argument, 0, 'R' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "n:s:f:c:vC:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:s:f:c:vC:R", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n': seeds = atol(optarg); break;
 		case 's': one = atoll(optarg); break;
@@ -683,8 +955,9 @@ int main(int argc, char **argv)
 		case 'c': chaos_s = atof(optarg); break;
 		case 'v': verbose++; break;
 		case 'C': corpus_dir = optarg; break;
+		case 'R': reconf_on = false; break;
 		default:
-			fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [--chaos-s SEC] [-v] [--corpus DIR]\n");
+			fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [--chaos-s SEC] [-v] [--corpus DIR] [--no-reconf]\n");
 			return 2;
 		}
 	}
@@ -693,6 +966,7 @@ int main(int argc, char **argv)
 	int failed = 0;
 	for (long i = 0; i < seeds; i++)
 		failed += run_seed(first + (uint64_t)i, verbose, chaos_s);
-	printf("sim: %ld seeds, %d failed\n", seeds, failed);
+	printf("sim: %ld seeds, %d failed, %ld live reconfigurations\n", seeds,
+	       failed, total_reconf);
 	return failed ? 1 : 0;
 }
