@@ -2146,6 +2146,9 @@ static void test_reconf_remove_group(void **state)
 	/* Dropped for good: an order or a barrier answer for it is ignored. */
 	struct admin_req r1 = { .op = ADM_FAILOVER, .group_id = 1, .target = B };
 	assert_int_equal(h_admin(h, A, &r1, why, sizeof(why)), TND_ENOENT);
+	h_barrier(h, A, 1, true);
+	assert_null(h_gs(h, A, 1));
+	assert_int_equal(h_count_type(h, -1, ACT_VIPS), 0);
 	free(c);
 }
 
