@@ -95,6 +95,12 @@ static const char *reason_name[] = { "none", "join", "digest_mismatch",
 #define CWND_INIT 32      /* messages, at admission */
 #define DUPTHRESH 3       /* messages received beyond a hole that make it a loss */
 #define ACK_EVERY_MSGS 8  /* secondary: cumulative ack at least this often */
+/* The resend timer follows the measured round trip (RFC 6298: srtt +
+ * 4 rttvar, Karn's rule), never below resend_ms: a secondary that acks
+ * only once its records are in the kernel answers a full window tens of
+ * milliseconds later under load, and a fixed timer would resend (and
+ * collapse the window) for nothing. */
+#define RTO_MAX_MS 250   /* retries_max of these make a secondary "stalled" */
 
 struct ment {
 	uint64_t kh; /* 0: empty slot */
@@ -139,6 +145,9 @@ struct cpeer {
 	uint32_t cwnd, ssthresh, cwnd_acc; /* messages; acc: growth in 1/cwnd */
 	bool recovery;
 	uint64_t recover, rtx_high; /* recovery ends at ack >= recover */
+	mono_t srtt, rttvar;        /* 0: no sample yet */
+	uint64_t rtt_mseq;          /* message being timed, 0: none */
+	mono_t rtt_at;
 	uint64_t count, bulk_rx;
 	uint8_t flags, reason;
 };
@@ -698,6 +707,33 @@ static void peer_wait(struct ctsync *cs, struct ctsync_actions *out, int x,
 		cs->bulk_reason = reason;
 }
 
+static mono_t peer_rto(const struct ctsync *cs, const struct cpeer *p)
+{
+	mono_t lo = MS_TO_MONO(cs->p.resend_ms), hi = MS_TO_MONO(RTO_MAX_MS);
+	if (!p->srtt)
+		return lo;
+	mono_t rto = p->srtt + 4 * p->rttvar;
+	return rto < lo ? lo : rto > hi ? (hi > lo ? hi : lo) : rto;
+}
+
+static void rtt_sample(struct cpeer *p, mono_t now)
+{
+	mono_t r = now - p->rtt_at;
+	p->rtt_mseq = 0;
+	if (r < 0)
+		return;
+	if (!p->srtt) {
+		p->srtt = r ? r : 1;
+		p->rttvar = r / 2;
+		return;
+	}
+	mono_t d = p->srtt > r ? p->srtt - r : r - p->srtt;
+	p->rttvar = (3 * p->rttvar + d) / 4;
+	p->srtt = (7 * p->srtt + r) / 8;
+	if (!p->srtt)
+		p->srtt = 1;
+}
+
 static void send_data(struct ctsync *cs, struct ctsync_actions *out, int x,
 		      uint64_t mseq, mono_t now)
 {
@@ -719,12 +755,19 @@ static void send_data(struct ctsync *cs, struct ctsync_actions *out, int x,
 		const struct slot *s = slot_of(cs, mseq);
 		memcpy(b + len, s->body, s->len);
 		len += s->len;
-		if (mseq <= p->high_sent)
+		if (mseq <= p->high_sent) {
 			cs->ctr.resent++;
-		else
+			if (p->rtt_mseq && mseq <= p->rtt_mseq)
+				p->rtt_mseq = 0; /* Karn: its ack could be either copy's */
+		} else {
 			p->high_sent = mseq;
+			if (!p->rtt_mseq) {
+				p->rtt_mseq = mseq;
+				p->rtt_at = now;
+			}
+		}
 		if (p->rto_at == MONO_NEVER)
-			p->rto_at = now + MS_TO_MONO(cs->p.resend_ms);
+			p->rto_at = now + peer_rto(cs, p);
 	} else {
 		cs->ctr.probes++;
 	}
@@ -956,10 +999,11 @@ static void admit(struct ctsync *cs, struct ctsync_actions *out, int x)
 	p->retries = 0;
 	p->stalled = false;
 	p->rto_at = MONO_NEVER;
-	p->cwnd = CWND_INIT;
+	p->cwnd = CWND_INIT < cs->p.window_msgs_max ? CWND_INIT : cs->p.window_msgs_max;
 	p->ssthresh = cs->p.window_msgs_max;
 	p->cwnd_acc = 0;
 	p->recovery = false;
+	p->rtt_mseq = 0;
 	emit(cs, out, CTS_LVL_INFO, "ctsync.peer", "peer=%d state=bulk gen=%u base=%llu",
 	     x, cs->bulk_gen, (unsigned long long)p->base);
 }
@@ -1501,7 +1545,8 @@ static void loss_detect(struct ctsync *cs, struct ctsync_actions *out, int x,
 		p->recovery = true;
 		p->recover = p->high_sent;
 		p->rtx_high = p->acked;
-		p->ssthresh = p->cwnd / 2 < CWND_MIN ? CWND_MIN : p->cwnd / 2;
+		uint32_t w = peer_window(cs, p) / 2; /* what was in use, halved */
+		p->ssthresh = w < CWND_MIN ? CWND_MIN : w;
 		p->cwnd = p->ssthresh;
 		p->cwnd_acc = 0;
 		cs->ctr.losses++;
@@ -1582,14 +1627,15 @@ static int recv_ack(struct ctsync *cs, const struct wire_hdr *h,
 			  p->next_send > p->acked + 1 ? p->next_send - 1 - p->acked : 0);
 		p->acked = a.ack;
 		p->sack = a.sack;
+		if (p->rtt_mseq && a.ack >= p->rtt_mseq)
+			rtt_sample(p, now);
 		p->retries = 0;
 		if (p->stalled)
 			emit(cs, out, CTS_LVL_INFO, "ctsync.peer", "peer=%d stalled=0", x);
 		p->stalled = false;
 		if (p->next_send <= p->acked)
 			p->next_send = p->acked + 1;
-		p->rto_at = p->acked + 1 < p->next_send ?
-			now + MS_TO_MONO(cs->p.resend_ms) : MONO_NEVER;
+		p->rto_at = p->acked + 1 < p->next_send ? now + peer_rto(cs, p) : MONO_NEVER;
 	} else if (a.ack == p->acked) {
 		p->sack |= a.sack;
 	}
@@ -1754,8 +1800,7 @@ int ctsync_tick(struct ctsync *cs, mono_t now, struct ctsync_actions *out)
 					     "peer=%d stalled=1 acked=%llu", x,
 					     (unsigned long long)p->acked);
 				}
-				p->rto_at = now + MS_TO_MONO(cs->p.resend_ms) *
-					(p->stalled ? 8 : 1);
+				p->rto_at = now + peer_rto(cs, p) * (p->stalled ? 8 : 1);
 				/* A timeout: what was in flight is lost or stuck;
 				 * start again from a small window (RFC 5681 3.1). */
 				uint64_t inflight = p->next_send - 1 - p->acked;

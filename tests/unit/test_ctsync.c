@@ -103,6 +103,17 @@ static int deliver(int k)
 	return rc;
 }
 
+/* Deliver the newest packet queued for node `to`. */
+static void deliver_last_to(int to)
+{
+	for (int k = H->nq - 1; k >= 0; k--)
+		if (H->q[k].to == to) {
+			deliver(k);
+			return;
+		}
+	fail_msg("no packet for node %d", to);
+}
+
 static void deliver_all(void)
 {
 	while (H->nq)
@@ -593,6 +604,122 @@ static void test_failover(void **state)
 	assert_int_equal(st.primary, 1);
 }
 
+
+static void drop(int k)
+{
+	memmove(&H->q[k], &H->q[k + 1], sizeof(H->q[0]) * (size_t)(H->nq - k - 1));
+	H->nq--;
+}
+
+static uint64_t pkt_mseq(int k)
+{
+	/* DATA body: CTL TLV first (type, len, stream u32, mseq u64). */
+	return wire_get64(H->q[k].b + WIRE_HDR_LEN + 8);
+}
+
+/* A lost message with three later ones received is resent at once (the
+ * secondary's immediate selective ack), not after the resend timer, and
+ * the primary halves its window. */
+static void test_fast_resend(void **state)
+{
+	sync_pair();
+	for (int k = 0; k < 5; k++) {
+		local(k, 1, CTREC_UPSERT);
+		tick(0);
+	}
+	assert_int_equal(count_type(1, CTS_MSG_DATA), 5);
+	uint64_t lost = pkt_mseq(0);
+	drop(0);
+	/* m2, m3, m4 arrive: the third out-of-order one triggers an ack */
+	for (int k = 0; k < 3; k++)
+		deliver(0);
+	assert_int_equal(H->n_applied, 0);
+	assert_int_equal(count_type(0, CTS_MSG_ACK), 1);
+	deliver_last_to(0);
+	/* no time passed: the hole went out again at once */
+	assert_int_equal(count_type(1, CTS_MSG_DATA), 2); /* m5 and the resend */
+	bool resent = false;
+	for (int k = 0; k < H->nq; k++)
+		if (H->q[k].to == 1 && pkt_mseq(k) == lost)
+			resent = true;
+	assert_true(resent);
+	struct ctsync_status st;
+	ctsync_status(H->c[0], H->now, &st);
+	assert_int_equal(st.ctr.resent, 1);
+	assert_int_equal(st.ctr.losses, 1);
+	assert_int_equal(st.peers[1].cwnd, 4); /* the window of 8 halved */
+	deliver_all();
+	assert_int_equal(H->n_applied, 5);
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(wire_get32(H->applied[k].key), k);
+	settle(5);
+	ctsync_status(H->c[0], H->now, &st);
+	assert_int_equal(st.peers[1].acked, st.head);
+	assert_int_equal(st.ctr.resent, 1); /* nothing more */
+}
+
+/* The log's room for events shrinks with what a live secondary has not
+ * acknowledged, and comes back with its acks. */
+static void test_log_room(void **state)
+{
+	sync_pair();
+	uint32_t room0 = ctsync_log_room(H->c[0]);
+	assert_true(room0 > 5);
+	for (int k = 0; k < 5; k++) {
+		local(k, 1, CTREC_UPSERT);
+		tick(0);
+	}
+	assert_int_equal(ctsync_log_room(H->c[0]), room0 - 5);
+	settle(5);
+	assert_int_equal(ctsync_log_room(H->c[0]), room0);
+	assert_int_equal(ctsync_log_room(H->c[1]), 0); /* not primary */
+	/* a secondary that stops answering and is stalled no longer holds
+	 * the log back */
+	for (int k = 0; k < 5; k++) {
+		local(10 + k, 1, CTREC_UPSERT);
+		tick(0);
+	}
+	H->nq = 0;
+	for (int t = 0; t < 3000; t++) {
+		H->now += MS(1);
+		tick(0);
+		H->nq = 0;
+	}
+	struct ctsync_status st;
+	ctsync_status(H->c[0], H->now, &st);
+	assert_true(st.peers[1].stalled);
+	assert_true(ctsync_log_room(H->c[0]) >= room0);
+}
+
+/* The resend timer follows the measured round trip: a secondary that
+ * answers in 80 ms is not resent to at 50 ms. */
+static void test_resend_follows_rtt(void **state)
+{
+	sync_pair();
+	for (int r = 0; r < 6; r++) {
+		local(r, 1, CTREC_UPSERT);
+		tick(0);
+		deliver_all();          /* the data */
+		H->now += MS(80);
+		tick(1);                /* the delayed ack, 80 ms late */
+		deliver_all();
+	}
+	struct ctsync_status st;
+	ctsync_status(H->c[0], H->now, &st);
+	uint64_t resent0 = st.ctr.resent;
+	local(50, 1, CTREC_UPSERT);
+	tick(0);
+	drop(0);                        /* lost */
+	H->now += MS(60);
+	tick(0);
+	assert_int_equal(count_type(1, CTS_MSG_DATA), 0);
+	H->now += MS(300);
+	tick(0);
+	assert_int_equal(count_type(1, CTS_MSG_DATA), 1);
+	ctsync_status(H->c[0], H->now, &st);
+	assert_int_equal(st.ctr.resent, resent0 + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +734,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bulk_copy_older_than_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_and_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fast_resend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_room, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resend_follows_rtt, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
