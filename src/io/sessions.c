@@ -5,13 +5,22 @@
  * sweeps delete what ctsync_fresh() does not keep, and kernel events feed
  * ctsync_local while this node is the session primary.
  *
- * Injection is batched (ct.c): CTS_ACT_APPLY records are queued and sent
- * to the kernel many per system call. The queue is flushed before any
- * other action is performed (so an ack, which tells the primary that
- * records are applied, never leaves before they are in the kernel; a
- * sweep never reads a table that lacks them), before a role change, and
- * at the next tick (sessions_next_wake asks for one at once), which lets
- * the records of every datagram read in one loop turn share a batch.
+ * Injection. Writing a session into the kernel costs some microseconds of
+ * kernel time per entry (more than everything else a secondary does), so
+ * an injector thread with its own netlink handle does it, in batches of
+ * many requests per system call (ct_queue/ct_flush), while the loop goes
+ * on reading, checking and ordering the next messages. The loop hands
+ * over every kernel write (CTS_ACT_APPLY records, sweep deletions) in its
+ * own order through a bounded ring; the injector writes them in that
+ * order. An ack tells the primary that records are applied, so an ack
+ * the core emits is held until the injector has written every record
+ * handed over before it (HELD_ACKS_MAX of them wait in order); this also
+ * paces the primary (its congestion window) to what the kernel takes. A
+ * sweep starts, and a role change or shutdown proceeds, only with the
+ * ring drained. The ring holds at most the records of one send window
+ * (window_msgs_max messages), a few tens of milliseconds of kernel work:
+ * far below the silence after which a secondary takes over from a failed
+ * primary, so the table is complete before the node could take over.
  *
  * Events. Only a primary needs its kernel's events: the event socket is
  * open only while this node is the session primary (a secondary would
@@ -62,6 +71,10 @@
 /* Log room (messages) below which kernel events are left in the kernel:
  * one read of CT_EVENT_BATCH_MAX events fills at most this many. */
 #define EV_ROOM_MSGS 64
+/* Kernel writes handed to the injector and not yet done: more than the
+ * records of a full send window (256 messages of at most ~50 records). */
+#define INJ_RING_RECS 16384
+#define HELD_ACKS_MAX 8
 
 enum dump_kind { DK_NONE, DK_BULK, DK_SWEEP };
 
@@ -90,6 +103,27 @@ struct worker {
 	int rc;
 };
 
+struct injector {
+	pthread_t th;
+	bool running;
+	struct ct *ct;         /* the injector's own netlink handle */
+	int efd;               /* the reader's eventfd, written after each batch */
+	struct ctrec *ring;    /* INJ_RING_RECS */
+	pthread_mutex_t mu;
+	pthread_cond_t work, space;
+	/* under mu */
+	uint64_t produced, done; /* records handed over / written */
+	bool stop, waiting;    /* waiting: the injector sleeps for work */
+	struct ct_stats st;    /* the injector's counters after its last batch */
+};
+
+struct held_ack {
+	uint64_t need;         /* send once done >= need */
+	int to, link;
+	size_t len;
+	uint8_t pkt[WIRE_MTU];
+};
+
 struct barrier {
 	uint8_t group_id;
 	int target;
@@ -106,6 +140,12 @@ struct sessions {
 	int epfd;              /* sessions_events_fd() */
 	bool ev_open, ev_armed, ev_failed;
 	mono_t ev_retry_at;    /* after a failed subscription */
+	/* kernel writes */
+	struct injector inj;
+	int n_held;
+	struct held_ack held[HELD_ACKS_MAX];
+	bool sweep_pending;    /* a sweep waits for the injector... */
+	uint64_t sweep_need;   /* ...to have written this many records */
 	/* table reads and what is fed from them */
 	struct worker w;
 	enum dump_kind want;   /* read to start once the running one is joined */
@@ -332,12 +372,118 @@ static void feed_pop(struct sessions *s)
 	pthread_mutex_unlock(&s->w.mu);
 }
 
-/* ---- injection queue -------------------------------------------------------- */
+/* ---- the injector thread ------------------------------------------------------ */
 
-static void apply_flush(struct sessions *s)
+static void *injector_main(void *arg)
 {
-	if (ct_queued(s->ct))
-		(void)ct_flush(s->ct); /* failures counted in ct_stats */
+	struct injector *j = arg;
+	uint64_t one = 1;
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		while (j->done == j->produced && !j->stop) {
+			j->waiting = true;
+			pthread_cond_wait(&j->work, &j->mu);
+			j->waiting = false;
+		}
+		if (j->done == j->produced && j->stop)
+			break;
+		uint64_t from = j->done, n = j->produced - j->done;
+		if (n > CT_QUEUE_MAX)
+			n = CT_QUEUE_MAX;
+		pthread_mutex_unlock(&j->mu);
+		/* Slots [from, from + n) are ours until done moves past them. */
+		for (uint64_t k = 0; k < n; k++)
+			(void)ct_queue(j->ct, &j->ring[(from + k) % INJ_RING_RECS]);
+		(void)ct_flush(j->ct); /* failures are counted in its ct_stats */
+		pthread_mutex_lock(&j->mu);
+		j->done += n;
+		ct_get_stats(j->ct, &j->st);
+		pthread_cond_broadcast(&j->space);
+		pthread_mutex_unlock(&j->mu);
+		(void)!write(j->efd, &one, sizeof(one));
+		pthread_mutex_lock(&j->mu);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+/* Hand one kernel write to the injector. Waits only if the ring is full,
+ * which a send window's worth of records cannot make it. */
+static void inj_push(struct sessions *s, const struct ctrec *r)
+{
+	struct injector *j = &s->inj;
+	pthread_mutex_lock(&j->mu);
+	if (j->produced - j->done >= INJ_RING_RECS) {
+		s_log(s, LVL_WARN, "sessions.inject", "ring=full records=%d", INJ_RING_RECS);
+		while (j->produced - j->done >= INJ_RING_RECS)
+			pthread_cond_wait(&j->space, &j->mu);
+	}
+	j->ring[j->produced % INJ_RING_RECS] = *r;
+	j->produced++;
+	if (j->waiting)
+		pthread_cond_signal(&j->work);
+	pthread_mutex_unlock(&j->mu);
+}
+
+static uint64_t inj_done(struct sessions *s, uint64_t *produced)
+{
+	uint64_t d;
+	pthread_mutex_lock(&s->inj.mu);
+	d = s->inj.done;
+	if (produced)
+		*produced = s->inj.produced;
+	pthread_mutex_unlock(&s->inj.mu);
+	return d;
+}
+
+/* Wait until every kernel write handed over is done: before a role change
+ * and at shutdown (bounded: the ring holds tens of milliseconds of work). */
+static void inj_drain(struct sessions *s)
+{
+	struct injector *j = &s->inj;
+	if (!j->running)
+		return;
+	pthread_mutex_lock(&j->mu);
+	while (j->done != j->produced)
+		pthread_cond_wait(&j->space, &j->mu);
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* Send the held acks whose records are all written, in order. */
+static void acks_release(struct sessions *s)
+{
+	if (!s->n_held)
+		return;
+	uint64_t done = inj_done(s, NULL);
+	int k = 0;
+	while (k < s->n_held && s->held[k].need <= done) {
+		const struct held_ack *h = &s->held[k];
+		s->p.hooks.send(s->p.hooks.arg, h->to, h->link, h->pkt, h->len);
+		k++;
+	}
+	if (k) {
+		memmove(&s->held[0], &s->held[k], sizeof(s->held[0]) * (size_t)(s->n_held - k));
+		s->n_held -= k;
+	}
+}
+
+/* A packet the core wants sent: at once, or (an ack covering records not
+ * yet in the kernel) once the injector has written them. A full queue
+ * replaces its newest entry: acks are cumulative. */
+static void send_or_hold(struct sessions *s, const struct ctsync_act *a)
+{
+	uint64_t produced, done = inj_done(s, &produced);
+	if (done == produced && !s->n_held) {
+		s->p.hooks.send(s->p.hooks.arg, a->u.send.to, a->u.send.link,
+				a->u.send.pkt, a->u.send.len);
+		return;
+	}
+	struct held_ack *h = &s->held[s->n_held < HELD_ACKS_MAX ? s->n_held++ : HELD_ACKS_MAX - 1];
+	h->need = produced;
+	h->to = a->u.send.to;
+	h->link = a->u.send.link;
+	h->len = a->u.send.len;
+	memcpy(h->pkt, a->u.send.pkt, a->u.send.len);
 }
 
 /* ---- events ----------------------------------------------------------------- */
@@ -394,15 +540,12 @@ static void s_perform(struct sessions *s, mono_t now)
 	struct ctsync_actions *out = s->acts;
 	for (int i = 0; i < out->n; i++) {
 		const struct ctsync_act *a = &out->a[i];
-		if (a->type == CTS_ACT_APPLY) {
-			(void)ct_queue(s->ct, &a->u.apply); /* counted in ct_stats */
-			continue;
-		}
-		apply_flush(s); /* whatever follows sees them applied */
 		switch (a->type) {
+		case CTS_ACT_APPLY:
+			inj_push(s, &a->u.apply);
+			break;
 		case CTS_ACT_SEND:
-			s->p.hooks.send(s->p.hooks.arg, a->u.send.to, a->u.send.link,
-					a->u.send.pkt, a->u.send.len);
+			send_or_hold(s, a);
 			break;
 		case CTS_ACT_DUMP_BEGIN:
 			read_table(s, DK_BULK, now);
@@ -410,13 +553,14 @@ static void s_perform(struct sessions *s, mono_t now)
 		case CTS_ACT_DUMP_RESUME:
 			break; /* the feed goes on whenever the core has room */
 		case CTS_ACT_SWEEP:
-			read_table(s, DK_SWEEP, now);
+			/* Its table read must see every record handed over
+			 * so far written. */
+			s->sweep_pending = true;
+			(void)inj_done(s, &s->sweep_need);
 			break;
 		case CTS_ACT_EVENT:
 			s->p.hooks.log(s->p.hooks.arg, level_of(a->u.event.level),
 				       a->u.event.name, a->u.event.kv);
-			break;
-		default:
 			break;
 		}
 	}
@@ -444,7 +588,6 @@ static void read_finish(struct sessions *s, mono_t now)
 		      (unsigned long long)s->read_recs);
 		ctsync_bulk_end(s->cs, now, s->acts);
 	} else {
-		apply_flush(s);
 		s_log(s, LVL_INFO, "sessions.sweep", "checked=%llu deleted=%llu",
 		      (unsigned long long)s->sweep_seen, (unsigned long long)s->swept);
 	}
@@ -488,14 +631,12 @@ static void feed_step(struct sessions *s, mono_t now)
 		if (!ctsync_fresh(s->cs, r.key, r.key_len)) {
 			r.op = CTREC_DELETE;
 			r.val_len = 0;
-			if (ct_queue(s->ct, &r) == 0)
-				s->swept++;
+			inj_push(s, &r);
+			s->swept++;
 		}
 		s->pos += size;
 		done++;
 	}
-	if (s->feeding == DK_SWEEP)
-		apply_flush(s);
 	if (s->feeding != DK_NONE && !s->feed && s->read_done)
 		read_finish(s, now);
 	s_perform(s, now);
@@ -508,6 +649,11 @@ static void s_settle(struct sessions *s, mono_t now)
 	s_perform(s, now);
 	if (s->feeding != DK_NONE)
 		feed_step(s, now);
+	acks_release(s);
+	if (s->sweep_pending && inj_done(s, NULL) >= s->sweep_need) {
+		s->sweep_pending = false;
+		read_table(s, DK_SWEEP, now);
+	}
 	ev_arm(s);
 }
 
@@ -523,8 +669,12 @@ void sessions_on_worker(struct sessions *s, mono_t now)
 	bool ended;
 	int rc;
 
-	if (read(s->w.efd, &n, sizeof(n)) != (ssize_t)sizeof(n) || !s->w.running)
+	if (read(s->w.efd, &n, sizeof(n)) != (ssize_t)sizeof(n))
 		return;
+	if (!s->w.running) { /* the injector's progress */
+		s_settle(s, now);
+		return;
+	}
 	pthread_mutex_lock(&s->w.mu);
 	got = s->w.ready;
 	s->w.ready = s->w.ready_tail = NULL;
@@ -585,14 +735,19 @@ struct sessions *sessions_open(const struct sessions_params *p, mono_t now,
 	s->w.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&s->w.mu, NULL);
 	pthread_cond_init(&s->w.cv, NULL);
+	pthread_mutex_init(&s->inj.mu, NULL);
+	pthread_cond_init(&s->inj.work, NULL);
+	pthread_cond_init(&s->inj.space, NULL);
 	s->acts = calloc(1, sizeof(*s->acts));
 	s->ct = ct_open();
 	s->w.ct = ct_open();
+	s->inj.ct = ct_open();
+	s->inj.ring = malloc(sizeof(*s->inj.ring) * INJ_RING_RECS);
 	if (s->w.efd < 0 || s->epfd < 0) {
 		snprintf(err, err_len, "eventfd/epoll: %m");
 		goto fail;
 	}
-	if (!s->acts || !s->ct || !s->w.ct) {
+	if (!s->acts || !s->ct || !s->w.ct || !s->inj.ct || !s->inj.ring) {
 		snprintf(err, err_len, "cannot open conntrack netlink: %m");
 		goto fail;
 	}
@@ -602,7 +757,14 @@ struct sessions *sessions_open(const struct sessions_params *p, mono_t now,
 		goto fail;
 	}
 	ct_events_close(s->ct);
-	ct_set_timeout_floor(s->ct, p->timeout_floor_s);
+	ct_set_timeout_floor(s->inj.ct, p->timeout_floor_s);
+	s->inj.efd = s->w.efd;
+	int e = pthread_create(&s->inj.th, NULL, injector_main, &s->inj);
+	if (e != 0) {
+		snprintf(err, err_len, "cannot start the injector thread: %s", strerror(e));
+		goto fail;
+	}
+	s->inj.running = true;
 	struct ctsync_params cp;
 	ctsync_params_default(&cp);
 	cp.self = p->self;
@@ -629,10 +791,21 @@ void sessions_close(struct sessions *s)
 	if (s->w.running)
 		pthread_join(s->w.th, NULL);
 	chunks_free(s->w.ready);
-	if (s->ct) {
-		apply_flush(s);
-		ct_close(s->ct);
+	if (s->inj.running) { /* what was handed over is written, then it ends */
+		pthread_mutex_lock(&s->inj.mu);
+		s->inj.stop = true;
+		pthread_cond_signal(&s->inj.work);
+		pthread_mutex_unlock(&s->inj.mu);
+		pthread_join(s->inj.th, NULL);
 	}
+	if (s->inj.ct)
+		ct_close(s->inj.ct);
+	free(s->inj.ring);
+	pthread_mutex_destroy(&s->inj.mu);
+	pthread_cond_destroy(&s->inj.work);
+	pthread_cond_destroy(&s->inj.space);
+	if (s->ct)
+		ct_close(s->ct);
 	ctsync_free(s->cs);
 	if (s->w.ct)
 		ct_close(s->w.ct);
@@ -684,11 +857,13 @@ void sessions_set_primary(struct sessions *s, int node, mono_t now)
 {
 	if (node == s->primary)
 		return;
-	apply_flush(s); /* what was received from the old primary goes in first */
+	inj_drain(s); /* what was received from the old primary goes in first */
 	s->primary = node;
 	if (s->feeding != DK_NONE || s->w.running) /* read for a role we no longer have */
 		read_abandon(s);
 	s->want = DK_NONE;
+	s->sweep_pending = false;
+	acks_release(s); /* all written now: acks to the old primary, harmless */
 	(void)ev_follow(s, node == s->p.self, now);
 	ctsync_set_role(s->cs, node, now, s->acts);
 	s_settle(s, now);
@@ -710,7 +885,6 @@ int sessions_recv(struct sessions *s, const struct wire_hdr *h,
 
 void sessions_tick(struct sessions *s, mono_t now)
 {
-	apply_flush(s);
 	if (s->primary == s->p.self && !s->ev_open && now >= s->ev_retry_at &&
 	    ev_follow(s, true, now) == 0) {
 		/* Subscribed late: what happened meanwhile is unknown. */
@@ -723,8 +897,7 @@ void sessions_tick(struct sessions *s, mono_t now)
 mono_t sessions_next_wake(const struct sessions *s)
 {
 	mono_t t = ctsync_next_wake(s->cs);
-	if (ct_queued(s->ct) ||
-	    (s->feeding == DK_BULK && s->feed && ctsync_bulk_room(s->cs) > 0) ||
+	if ((s->feeding == DK_BULK && s->feed && ctsync_bulk_room(s->cs) > 0) ||
 	    (s->feeding == DK_SWEEP && s->feed) ||
 	    (s->feeding != DK_NONE && !s->feed && s->read_done))
 		t = 0; /* more to do: as soon as possible */
@@ -800,6 +973,19 @@ int sessions_barrier_poll(struct sessions *s, mono_t now, uint8_t *group_id,
 void sessions_status(const struct sessions *s, mono_t now,
 		     struct ctsync_status *cs, struct ct_stats *ct)
 {
+	struct ct_stats inj;
 	ctsync_status(s->cs, now, cs);
-	ct_get_stats(s->ct, ct);
+	ct_get_stats(s->ct, ct); /* events; the writes are the injector's */
+	pthread_mutex_lock((pthread_mutex_t *)&s->inj.mu);
+	inj = s->inj.st;
+	pthread_mutex_unlock((pthread_mutex_t *)&s->inj.mu);
+	ct->created = inj.created;
+	ct->updated = inj.updated;
+	ct->replaced = inj.replaced;
+	ct->deleted = inj.deleted;
+	ct->delete_absent = inj.delete_absent;
+	ct->apply_errors = inj.apply_errors;
+	ct->rec_invalid = inj.rec_invalid;
+	ct->coalesced = inj.coalesced;
+	ct->batches = inj.batches;
 }
