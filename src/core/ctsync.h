@@ -124,6 +124,9 @@ int ctsync_peer(struct ctsync *cs, int node, bool alive, mono_t now,
 /* Primary: a kernel event. Records of one key are coalesced while unsent. */
 int ctsync_local(struct ctsync *cs, const struct ctrec *r, mono_t now,
 		 struct ctsync_actions *out);
+/* A hint: the driver will hand over a record of this key soon (a bulk
+ * feed reads ahead): start loading its map slot into the cache. */
+void ctsync_prefetch(const struct ctsync *cs, const uint8_t *key, size_t key_len);
 /* Primary: the kernel's event buffer overran (events lost): resync all. */
 int ctsync_overrun(struct ctsync *cs, mono_t now, struct ctsync_actions *out);
 /* Primary: one entry of the dump asked for by CTS_ACT_DUMP_BEGIN. Returns

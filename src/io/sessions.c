@@ -75,6 +75,7 @@
  * records of a full send window (256 messages of at most ~50 records). */
 #define INJ_RING_RECS 16384
 #define HELD_ACKS_MAX 8
+#define PREFETCH_RECS 8
 
 enum dump_kind { DK_NONE, DK_BULK, DK_SWEEP };
 
@@ -152,6 +153,7 @@ struct sessions {
 	enum dump_kind feeding; /* what the current read is for (DK_NONE: discarded) */
 	struct chunk *feed;    /* chunks taken from the worker, in order */
 	size_t pos;            /* in feed's first chunk */
+	size_t pf_pos;         /* read-ahead for ctsync_prefetch, same chunk */
 	bool read_done;        /* the worker has ended; read_rc is its result */
 	int read_rc;
 	uint64_t read_recs, swept, sweep_seen;
@@ -287,7 +289,7 @@ static void read_start(struct sessions *s, enum dump_kind kind, mono_t now)
 	w->rc = 0;
 	s->feeding = kind;
 	s->feed = NULL;
-	s->pos = 0;
+	s->pos = s->pf_pos = 0;
 	s->read_done = false;
 	s->read_rc = 0;
 	s->read_recs = s->swept = s->sweep_seen = 0;
@@ -311,7 +313,7 @@ static void read_abandon(struct sessions *s)
 {
 	chunks_free(s->feed);
 	s->feed = NULL;
-	s->pos = 0;
+	s->pos = s->pf_pos = 0;
 	s->feeding = DK_NONE;
 	if (s->w.running) {
 		pthread_mutex_lock(&s->w.mu);
@@ -363,7 +365,7 @@ static void feed_pop(struct sessions *s)
 {
 	struct chunk *c = s->feed;
 	s->feed = c->next;
-	s->pos = 0;
+	s->pos = s->pf_pos = 0;
 	free(c);
 	pthread_mutex_lock(&s->w.mu);
 	if (s->w.outstanding > 0)
@@ -612,6 +614,21 @@ static void feed_step(struct sessions *s, mono_t now)
 			continue;
 		}
 		if (s->feeding == DK_BULK) {
+			/* Prefetch the core's map slots PREFETCH_RECS records
+			 * ahead (within this chunk): the map is larger than the
+			 * caches, and the core waits for each slot otherwise. */
+			if (s->pf_pos < s->pos)
+				s->pf_pos = s->pos;
+			for (int k = 0; k < PREFETCH_RECS && s->pf_pos + DUMP_REC_HDR <= s->feed->len; k++) {
+				const uint8_t *p = s->feed->b + s->pf_pos;
+				size_t sz = DUMP_REC_HDR + (size_t)p[1] + p[2];
+				if (s->pf_pos + sz > s->feed->len)
+					break;
+				if (s->pf_pos > s->pos + PREFETCH_RECS * 128)
+					break; /* far enough ahead */
+				ctsync_prefetch(s->cs, p + DUMP_REC_HDR, p[1]);
+				s->pf_pos += sz;
+			}
 			int rc = ctsync_bulk_rec(s->cs, &r, now, s->acts);
 			if (rc == TND_ENOSPC)
 				break; /* not taken: wait for room */
