@@ -3,9 +3,17 @@
 # Every target that needs Debian packages installs them first
 # (scripts/deps.sh is a no-op when they are present).
 
-VERSION ?= $(shell cat VERSION)
+# `make VERSION=1.1.0` builds the same source as another version (tests and
+# the demo make newer images of the project itself). A version other than
+# the VERSION file's builds in its own directory (build-1.1.0/,
+# build-san-1.1.0/), so it never mixes with or clobbers build/.
+FILE_VERSION := $(shell cat VERSION)
+VERSION ?= $(FILE_VERSION)
+ifneq ($(VERSION),$(FILE_VERSION))
+B_SUFFIX := -$(VERSION)
+endif
 CC ?= cc
-PKGS := libsodium libfyaml libmnl jansson libnetfilter_conntrack sqlite3 libnftables
+PKGS := libsodium libfyaml libmnl jansson libnetfilter_conntrack sqlite3 libnftables libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -15,11 +23,11 @@ BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -DTND_VERSION='"$(VERSION)"' \
                -Isrc $(PKG_CFLAGS)
 
 ifeq ($(SAN),1)
-B ?= build-san
+B ?= build-san$(B_SUFFIX)
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
        -fno-sanitize-recover=undefined
 else
-B ?= build
+B ?= build$(B_SUFFIX)
 OPT := -O2 -g
 endif
 CFLAGS ?=
@@ -40,7 +48,7 @@ CTSIM_BIN := $(B)/tests/ctsimulate
 
 PROGS := $(B)/tandemd $(B)/tandemctl $(B)/tandem-probe
 
-.PHONY: all deps check demo bench clean unit sim golden fuzz lab cli test-sanitized
+.PHONY: all deps check demo bench clean unit sim golden fuzz lab cli image test-sanitized
 all: $(PROGS)
 
 deps:
@@ -57,7 +65,7 @@ $(B)/libio.a: $(IO_OBJ)
 
 $(B)/tandemd: $(B)/src/main.o $(B)/libio.a $(B)/libcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
-$(B)/tandemctl: $(CLI_OBJ) $(B)/libcore.a
+$(B)/tandemctl: $(CLI_OBJ) $(B)/libio.a $(B)/libcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(B)/tandem-probe: $(B)/tools/probe.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
@@ -105,6 +113,11 @@ fuzz:
 	bash tests/fuzz/run.sh
 cli: all
 	bash tests/cli/run.sh $(B)
+# Software images end to end: builds this source again as the next minor
+# version beside $(B) (in $(B)-NEXT), then keygen, build, verify, every
+# kind of bad image, extraction and a full disk (tests/image/run.sh).
+image: all
+	bash tests/image/run.sh $(B)
 lab: all $(B)/tests/nl_check $(B)/tests/ct_check $(B)/tests/store_check
 	bash tests/lab/run.sh $(B)
 
@@ -124,6 +137,6 @@ bench: deps
 	bash bench/run.sh build
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-[0-9]* build-san-[0-9]*
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -22,6 +22,7 @@
 #include "../api/ctl.h"
 #include "cfgcmd.h"
 #include "conn.h"
+#include "image.h"
 #include "show.h"
 
 #define FAILOVER_WAIT_MS 10000
@@ -48,8 +49,10 @@ static void usage(FILE *f)
 		"  config backup FILE [--force]  save the current generation to FILE (--force: replace)\n"
 		"  config restore FILE [--force] commit the configuration saved in backup FILE\n"
 		"      --force on apply/restore: commit even if this node has heard no peer since it started\n"
+		"%s"
 		"--socket defaults to $TANDEM_SOCKET or %s\n"
-		"exit codes: 0 done, 1 failed, 2 usage error, 3 refused by cluster state\n", CTL_DEFAULT_PATH);
+		"exit codes: 0 done, 1 failed, 2 usage error, 3 refused by cluster state\n",
+		image_cli_usage(), CTL_DEFAULT_PATH);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -301,7 +304,8 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return EXIT_DONE;
-		} else if (strcmp(argv[i], "--version") == 0) {
+		} else if (strcmp(argv[i], "--version") == 0 && n == 0) {
+			/* (after a command word it is the command's: image build --version V) */
 			printf("tandemctl %s\n", TND_VERSION);
 			return EXIT_DONE;
 		} else if (n < (int)(sizeof args / sizeof args[0])) {
@@ -327,6 +331,8 @@ int main(int argc, char **argv)
 		}
 		return cfgcmd_run(&ca);
 	}
+	if (strcmp(cmd, "image") == 0 && image_cli_handles(n - 1, args + 1))
+		return image_cli_run(n - 1, args + 1, opt_json);
 	if (strcmp(cmd, "image") == 0 || strcmp(cmd, "upgrade") == 0) {
 		fprintf(stderr, "tandemctl: '%s' is not implemented yet in this version\n", cmd);
 		return EXIT_USAGE;
