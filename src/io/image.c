@@ -424,8 +424,11 @@ static int arch_refuse(struct reader *rd, const char *what)
 {
 	const char *err = archive_error_string(rd->a);
 
-	return tnd_refuse(rd->why, rd->why_len, TND_EINVAL, "%s: %s: %s (truncated or damaged?)",
-			  rd->file, what, err ? err : "unreadable");
+	if (!err)
+		err = "unreadable";
+	/* libarchive says "Truncated tar archive" itself; otherwise hint. */
+	return tnd_refuse(rd->why, rd->why_len, TND_EINVAL, "%s: %s: %s%s", rd->file, what, err,
+			  strstr(err, "runcated") ? "" : " (damaged or truncated?)");
 }
 
 /* Next header; ARCHIVE_EOF is 1, an error a refusal. */
@@ -659,14 +662,21 @@ static int check_entry(struct reader *rd, struct archive_entry *e, const struct 
 		return tnd_refuse(rd->why, rd->why_len, TND_EINVAL, "%s: an entry has no readable name",
 				  rd->file);
 	if (type == AE_IFDIR && !archive_entry_hardlink(e)) {
+		/* tar(1) writes directories as "bin/": judge the name. */
 		size_t l = strlen(path);
 		while (l > 1 && path[l - 1] == '/')
 			l--;
-		if (l < sizeof dir) {
-			snprintf(dir, sizeof dir, "%.*s", (int)l, path);
-			if (implied_dir(m, dir))
-				return 1;
-		}
+		if (l >= sizeof dir)
+			l = sizeof dir - 1;
+		snprintf(dir, sizeof dir, "%.*s", (int)l, path);
+		if (implied_dir(m, dir))
+			return 1;
+		if (strcmp(dir, "bin") == 0 || strcmp(dir, "hooks") == 0 ||
+		    manifest_path_check(dir, pwhy, sizeof pwhy) == 0)
+			return tnd_refuse(rd->why, rd->why_len, TND_EINVAL,
+					  "%s: entry %s is a directory that no listed file is in; an image "
+					  "holds only regular files", rd->file, path);
+		path = dir; /* the escape, said below */
 	}
 	/* The path before the type, so an escape is named as such. */
 	if (manifest_path_check(path, pwhy, sizeof pwhy) != 0)
@@ -754,6 +764,10 @@ static int image_read(const char *file, const struct image_keyring *kr, const ch
 		r = tnd_refuse(why, why_len, TND_EINVAL, "%s is not a regular file", file);
 		goto out;
 	}
+	if (st.st_size == 0) {
+		r = tnd_refuse(why, why_len, TND_EINVAL, "%s is empty (0 bytes): not an image", file);
+		goto out;
+	}
 	if ((uint64_t)st.st_size > IMAGE_BYTES_MAX) {
 		r = tnd_refuse(why, why_len, TND_EINVAL,
 			       "%s is %lld bytes, more than the %llu an image may have (oversized)",
@@ -797,8 +811,10 @@ static int image_read(const char *file, const struct image_keyring *kr, const ch
 		goto out;
 	if (r == 1 || !archive_entry_pathname(e) || strcmp(archive_entry_pathname(e), "MANIFEST.sig") != 0) {
 		r = tnd_refuse(why, why_len, TND_EAUTH,
-			       "%s is not signed: %s, where MANIFEST.sig belongs", file,
-			       r == 1 ? "the archive ends after MANIFEST" : "another entry comes second");
+			       "%s is not signed: %s%.100s%s where MANIFEST.sig belongs", file,
+			       r == 1 ? "the archive ends" : "entry ",
+			       r == 1 ? "" : archive_entry_pathname(e) ? archive_entry_pathname(e) : "?",
+			       r == 1 ? "" : " comes");
 		goto out;
 	}
 	if ((r = read_small_entry(&rd, e, "MANIFEST.sig", 1, IMAGE_SIG_LEN + 64, sigtxt, &sig_len)) != 0)
