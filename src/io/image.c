@@ -540,7 +540,14 @@ static int open_parent(struct reader *rd, const char *path)
 	for (const char *c = path; (slash = strchr(c, '/')); c = slash + 1) {
 		int next;
 		snprintf(part, sizeof part, "%.*s", (int)(slash - c), c);
-		if (mkdirat(fd, part, 0755) != 0 && errno != EEXIST) {
+		if (mkdirat(fd, part, 0755) == 0) {
+			/* 0755 whatever the umask: tandemd runs the files. */
+			if (fchmodat(fd, part, 0755, 0) != 0) {
+				int e = errno;
+				close(fd);
+				return -e;
+			}
+		} else if (errno != EEXIST) {
 			int e = errno;
 			close(fd);
 			return -e;
