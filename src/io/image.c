@@ -56,7 +56,8 @@ static int crypto_ready(char *why, size_t why_len)
 /* Read a whole small file (< cap bytes) into buf, NUL-terminated. */
 static int read_small(const char *path, char *buf, size_t cap, size_t *len, char *why, size_t why_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO in the way must not hang us before fstat. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	size_t got = 0;
 
@@ -724,21 +725,25 @@ static int check_entry(struct reader *rd, struct archive_entry *e, const struct 
 	return 0;
 }
 
-/* fsync every directory below dest that holds a file, then dest. */
+/* fsync every directory below dest (each file's and their parents'), so
+ * every name is durable; dest itself is the caller's. */
 static int sync_dirs(struct reader *rd, const struct manifest *m)
 {
 	for (int i = 0; i < m->n_files; i++) {
 		char dir[MANIFEST_PATH_MAX];
-		int fd;
-		dir_of(m->files[i].path, dir, sizeof dir);
-		fd = openat(rd->dest_fd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 || fsync(fd) != 0) {
-			int e = errno;
-			if (fd >= 0)
-				close(fd);
-			return write_refuse(rd, e, "syncing the directory of", m->files[i].path, 0, 0);
+		snprintf(dir, sizeof dir, "%s", m->files[i].path);
+		for (char *slash = strrchr(dir, '/'); slash; slash = strrchr(dir, '/')) {
+			int fd;
+			*slash = '\0';
+			fd = openat(rd->dest_fd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0 || fsync(fd) != 0) {
+				int e = errno;
+				if (fd >= 0)
+					close(fd);
+				return write_refuse(rd, e, "syncing the directory of", m->files[i].path, 0, 0);
+			}
+			close(fd);
 		}
-		close(fd);
 	}
 	return 0;
 }
@@ -763,7 +768,7 @@ static int image_read(const char *file, const struct image_keyring *kr, const ch
 		return r;
 	if (!kr)
 		return tnd_refuse(why, why_len, TND_EINVAL, "no trusted keys given");
-	rd.fd = open(file, O_RDONLY | O_CLOEXEC);
+	rd.fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang us */
 	if (rd.fd < 0)
 		return tnd_refuse(why, why_len, errno == ENOENT ? TND_ENOENT : TND_ESYS,
 				  "cannot open %s: %s", file, strerror(errno));
@@ -1313,8 +1318,11 @@ int image_build_ex(const struct image_build_opts *o, char *why, size_t why_len)
 	} else {
 		snprintf(bin, sizeof bin, "%s/bin/tandemd", o->from_dir);
 		if ((r = image_probe_tandemd(bin, probed, sizeof probed, &m->proto_min, &m->proto_max,
-					     why, why_len)) != 0)
+					     mwhy, sizeof mwhy)) != 0) {
+			tnd_refuse(why, why_len, r, "%s (for a binary that cannot run here, give the "
+				   "protocol range: --proto MIN..MAX)", mwhy);
 			goto out;
+		}
 		version_cmp(probed, m->version, &c);
 		if (c != 0) {
 			r = tnd_refuse(why, why_len, TND_EINVAL,
