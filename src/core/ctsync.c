@@ -453,6 +453,21 @@ static size_t rec_get(const uint8_t *p, size_t len, struct ctrec *r, bool *bulk)
 	return rec_size(r);
 }
 
+/* The size of the well-formed record at p[0..len), or 0: rec_get's checks
+ * without the copy (a message is checked whole before anything applies). */
+static size_t rec_check(const uint8_t *p, size_t len)
+{
+	if (len < REC_HDR)
+		return 0;
+	uint8_t op = p[0] & (uint8_t)~REC_BULK, kl = p[1], vl = p[2];
+	if (kl < 1 || kl > CTREC_KEY_MAX || vl > CTREC_VAL_MAX)
+		return 0;
+	if (op != CTREC_UPSERT && !(op == CTREC_DELETE && vl == 0))
+		return 0;
+	size_t n = REC_HDR + (size_t)kl + vl;
+	return len < n ? 0 : n;
+}
+
 /* --- message decoding (no state change) ----------------------------------- */
 
 struct data_msg {
@@ -516,10 +531,8 @@ static int decode_data(const uint8_t *b, size_t len, struct data_msg *m)
 			m->recs = t.val;
 			m->recs_len = t.len;
 			size_t off = 0;
-			struct ctrec rec;
-			bool bulk;
 			while (off < t.len) {
-				size_t n = rec_get(t.val + off, t.len - off, &rec, &bulk);
+				size_t n = rec_check(t.val + off, t.len - off);
 				if (!n)
 					return TND_EINVAL;
 				off += n;
@@ -1354,7 +1367,7 @@ static void apply_msg(struct ctsync *cs, struct ctsync_actions *out,
 	}
 	size_t off = 0;
 	struct ctrec rec;
-	bool bulk;
+	bool bulk = false;
 	for (int i = 0; off < m->recs_len; i++) {
 		off += rec_get(m->recs + off, m->recs_len - off, &rec, &bulk);
 		uint64_t kh = i < nk ? khs[i] : key_hash(rec.key, rec.key_len);

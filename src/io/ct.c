@@ -1371,15 +1371,67 @@ int ct_events_fd(const struct ct *ct)
 	return ct->ev ? mnl_socket_get_fd(ct->ev) : -1;
 }
 
+/* Events arrive one per datagram: up to CT_EVENT_VLEN of them are read
+ * per system call (recvmmsg), each into its own slice of ct->buf. */
+#define CT_EVENT_VLEN 16
+#define CT_EVENT_SLICE (CT_BUF_BYTES / CT_EVENT_VLEN)
+
+static int ct_event_one(struct ct *ct, const uint8_t *b, int len, ct_event_cb cb, void *arg)
+{
+	const struct nlmsghdr *m = (const struct nlmsghdr *)b;
+	int reported = 0;
+	for (; mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len)) {
+		uint8_t type = m->nlmsg_type & 0xff;
+		uint8_t op;
+		struct ctrec r;
+		if ((m->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK)
+			continue;
+		if (type == IPCTNL_MSG_CT_NEW) {
+			op = CTREC_UPSERT;
+		} else if (type == IPCTNL_MSG_CT_DELETE) {
+			op = CTREC_DELETE;
+		} else {
+			continue;
+		}
+		if (m->nlmsg_pid && m->nlmsg_pid == ct->req_portid) {
+			ct->st.events_own++;
+			continue;
+		}
+		int rc = ct_nl_to_rec(m, op, &r);
+		if (rc == TND_EINVAL) {
+			ct->st.malformed++;
+		} else if (rc < 0) {
+			ct->st.unsupported++;
+		} else {
+			if (op == CTREC_DELETE)
+				ct->st.events_destroy++;
+			else if (m->nlmsg_flags & (NLM_F_CREATE | NLM_F_EXCL))
+				ct->st.events_new++;
+			else
+				ct->st.events_update++;
+			cb(&r, arg);
+			reported++;
+		}
+	}
+	return reported;
+}
+
 int ct_events_read(struct ct *ct, ct_event_cb cb, void *arg)
 {
+	struct mmsghdr mm[CT_EVENT_VLEN];
+	struct iovec iov[CT_EVENT_VLEN];
 	int reported = 0;
 	if (!ct->ev)
 		return TND_EINVAL;
-	for (int i = 0; i < CT_EVENT_BATCH_MAX; i++) {
-		ssize_t n = recv(mnl_socket_get_fd(ct->ev), ct->buf, sizeof(ct->buf), MSG_DONTWAIT);
-		const struct nlmsghdr *m;
-		int len;
+	for (int got = 0; got < CT_EVENT_BATCH_MAX;) {
+		memset(mm, 0, sizeof(mm));
+		for (int k = 0; k < CT_EVENT_VLEN; k++) {
+			iov[k].iov_base = ct->buf + k * CT_EVENT_SLICE;
+			iov[k].iov_len = CT_EVENT_SLICE;
+			mm[k].msg_hdr.msg_iov = &iov[k];
+			mm[k].msg_hdr.msg_iovlen = 1;
+		}
+		int n = recvmmsg(mnl_socket_get_fd(ct->ev), mm, CT_EVENT_VLEN, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1391,41 +1443,16 @@ int ct_events_read(struct ct *ct, ct_event_cb cb, void *arg)
 			}
 			return TND_ESYS;
 		}
-		m = (const struct nlmsghdr *)ct->buf;
-		len = (int)n;
-		for (; mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len)) {
-			uint8_t type = m->nlmsg_type & 0xff;
-			uint8_t op;
-			struct ctrec r;
-			if ((m->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK)
-				continue;
-			if (type == IPCTNL_MSG_CT_NEW) {
-				op = CTREC_UPSERT;
-			} else if (type == IPCTNL_MSG_CT_DELETE) {
-				op = CTREC_DELETE;
-			} else {
-				continue;
-			}
-			if (m->nlmsg_pid && m->nlmsg_pid == ct->req_portid) {
-				ct->st.events_own++;
-				continue;
-			}
-			int rc = ct_nl_to_rec(m, op, &r);
-			if (rc == TND_EINVAL) {
+		for (int k = 0; k < n; k++) {
+			if (mm[k].msg_hdr.msg_flags & MSG_TRUNC) { /* larger than a slice */
 				ct->st.malformed++;
-			} else if (rc < 0) {
-				ct->st.unsupported++;
-			} else {
-				if (op == CTREC_DELETE)
-					ct->st.events_destroy++;
-				else if (m->nlmsg_flags & (NLM_F_CREATE | NLM_F_EXCL))
-					ct->st.events_new++;
-				else
-					ct->st.events_update++;
-				cb(&r, arg);
-				reported++;
+				continue;
 			}
+			reported += ct_event_one(ct, iov[k].iov_base, (int)mm[k].msg_len, cb, arg);
 		}
+		got += n;
+		if (n < CT_EVENT_VLEN)
+			break; /* drained */
 	}
 	return reported;
 }

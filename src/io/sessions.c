@@ -55,6 +55,7 @@
  * gone). The core bounds the wait with its own timeout. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +65,10 @@
 #include <unistd.h>
 #include "sessions.h"
 
-#define FEED_PER_STEP 8192     /* records handed to the core, or swept, per step */
+/* Records handed to the core, or checked by a sweep, per loop turn: a
+ * few milliseconds of work, so a loaded machine stretching a turn several
+ * times still stays far below the failure detector's patience. */
+#define FEED_PER_STEP 2048
 #define DUMP_REC_HDR 11        /* op, key_len, val_len, stable_hash */
 #define CHUNK_BYTES (256 * 1024)
 #define CHUNKS_MAX 8           /* read ahead of the feed: 2 MiB */
@@ -200,6 +204,27 @@ static void chunks_free(struct chunk *c)
 	}
 }
 
+/* ---- threads ------------------------------------------------------------------ */
+
+/* The reader and the injector do bulk work: they run at the normal
+ * priority even if the daemon raises its loop's (real-time scheduling,
+ * as HA daemons do so a busy machine cannot delay heartbeats), which
+ * threads would otherwise inherit. */
+static int thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t at;
+	struct sched_param sp = { .sched_priority = 0 };
+	int e = pthread_attr_init(&at);
+	if (e)
+		return e;
+	(void)pthread_attr_setinheritsched(&at, PTHREAD_EXPLICIT_SCHED);
+	(void)pthread_attr_setschedpolicy(&at, SCHED_OTHER);
+	(void)pthread_attr_setschedparam(&at, &sp);
+	e = pthread_create(th, &at, fn, arg);
+	pthread_attr_destroy(&at);
+	return e;
+}
+
 /* ---- the worker thread ---------------------------------------------------- */
 
 /* Hand the chunk being filled to the loop. false when the loop stopped the
@@ -293,7 +318,7 @@ static void read_start(struct sessions *s, enum dump_kind kind, mono_t now)
 	s->read_done = false;
 	s->read_rc = 0;
 	s->read_recs = s->swept = s->sweep_seen = 0;
-	int e = pthread_create(&w->th, NULL, worker_main, w);
+	int e = thread_start(&w->th, worker_main, w);
 	if (e != 0) {
 		s->feeding = DK_NONE;
 		s_log(s, LVL_ERROR, "sessions.dump", "error=\"cannot start the reader: %s\"",
@@ -425,6 +450,16 @@ static void inj_push(struct sessions *s, const struct ctrec *r)
 	if (j->waiting)
 		pthread_cond_signal(&j->work);
 	pthread_mutex_unlock(&j->mu);
+}
+
+/* Records the ring takes without waiting. */
+static uint64_t inj_room(struct sessions *s)
+{
+	uint64_t r;
+	pthread_mutex_lock(&s->inj.mu);
+	r = INJ_RING_RECS - (s->inj.produced - s->inj.done);
+	pthread_mutex_unlock(&s->inj.mu);
+	return r;
 }
 
 static uint64_t inj_done(struct sessions *s, uint64_t *produced)
@@ -599,10 +634,18 @@ static void read_finish(struct sessions *s, mono_t now)
  * a bounded number of records per step. */
 static void feed_step(struct sessions *s, mono_t now)
 {
-	int done = 0;
+	int done = 0, limit = FEED_PER_STEP;
 	struct ctrec r;
 	size_t size;
-	while (s->feeding != DK_NONE && s->feed && done < FEED_PER_STEP) {
+	if (s->feeding == DK_SWEEP) {
+		/* Deletions go through the injector: keep half its ring for
+		 * the primary's records (the injector's progress wakes us). */
+		uint64_t room = inj_room(s);
+		room = room > INJ_RING_RECS / 2 ? room - INJ_RING_RECS / 2 : 0;
+		if (room < (uint64_t)limit)
+			limit = (int)room;
+	}
+	while (s->feeding != DK_NONE && s->feed && done < limit) {
 		if (s->pos >= s->feed->len) {
 			feed_pop(s);
 			continue;
@@ -776,7 +819,7 @@ struct sessions *sessions_open(const struct sessions_params *p, mono_t now,
 	ct_events_close(s->ct);
 	ct_set_timeout_floor(s->inj.ct, p->timeout_floor_s);
 	s->inj.efd = s->w.efd;
-	int e = pthread_create(&s->inj.th, NULL, injector_main, &s->inj);
+	int e = thread_start(&s->inj.th, injector_main, &s->inj);
 	if (e != 0) {
 		snprintf(err, err_len, "cannot start the injector thread: %s", strerror(e));
 		goto fail;
@@ -915,7 +958,8 @@ mono_t sessions_next_wake(const struct sessions *s)
 {
 	mono_t t = ctsync_next_wake(s->cs);
 	if ((s->feeding == DK_BULK && s->feed && ctsync_bulk_room(s->cs) > 0) ||
-	    (s->feeding == DK_SWEEP && s->feed) ||
+	    (s->feeding == DK_SWEEP && s->feed &&
+	     inj_room((struct sessions *)s) > INJ_RING_RECS / 2) ||
 	    (s->feeding != DK_NONE && !s->feed && s->read_done))
 		t = 0; /* more to do: as soon as possible */
 	if (s->ev_failed && s->primary == s->p.self && s->ev_retry_at < t)
