@@ -125,7 +125,7 @@ lab: all $(B)/tests/nl_check $(B)/tests/ct_check $(B)/tests/store_check
 # UndefinedBehaviorSanitizer, then unit, golden, simulator, fuzz and lab.
 check: deps
 	$(MAKE) SAN=1 test-sanitized
-test-sanitized: all unit golden sim cli fuzz lab
+test-sanitized: all unit golden sim cli image fuzz lab
 	@echo "make check: all tests passed"
 
 demo: deps
