@@ -7,7 +7,7 @@ const char *tnd_strerror(int err)
 	switch (err) {
 	case TND_OK: return "ok";
 	case TND_EINVAL: return "malformed input";
-	case TND_ENOSPC: return "no space left in a bounded table";
+	case TND_ENOSPC: return "no space left (a bounded table, buffer or disk is full)";
 	case TND_EAUTH: return "authentication failed";
 	case TND_EREPLAY: return "replayed or stale message";
 	case TND_ECLUSTER: return "message for another cluster";
