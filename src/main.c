@@ -29,6 +29,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +37,7 @@
 
 #include "api/ctl.h"
 #include "api/status.h"
+#include "core/boot.h"
 #include "conf/conf.h"
 #include "conf/confdoc.h"
 #include "core/cfgsync.h"
@@ -48,8 +50,10 @@
 #include "io/nft.h"
 #include "io/nl.h"
 #include "io/sessions.h"
+#include "io/slots.h"
 #include "io/state.h"
 #include "io/store.h"
+#include "io/supervise.h"
 #include "io/udp.h"
 
 #define DEFAULT_CONFIG "/etc/tandem/tandem.yaml"
@@ -150,6 +154,7 @@ struct daemon {
 		uint8_t group_id;
 		enum gstate state;
 	} hooks[HOOKS_TRACKED_MAX];
+	struct img *img; /* versions: see the section "versions" */
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -1440,6 +1445,531 @@ static void on_log_event(const struct log_entry *e, void *arg)
 	ctl_publish(d->ctl, e);
 }
 
+/* ---- versions: images, A/B, restart, self-confirmation (issue 4) ---------
+ *
+ * The worker's half of src/io/supervise.h: the control socket's
+ * {"cmd":"image",...} (list, install, activate), the restart into the
+ * active version (a clean stop, then exit BOOT_EXIT_RESTART for the
+ * supervisor) and the "confirmed good" mark of a version on trial.
+ *
+ * A restart takes the clean-stop path the daemon already has: with a peer
+ * alive, every group is handed over (sessions synced, VIPs moved) and the
+ * node comes back as a secondary; alone, its VIPs are released for the
+ * restart. They are not kept across the restart on purpose: the new
+ * process starts as primary of nothing (remove_stale_vips) because it
+ * cannot prove that no other node took a group while nothing answered;
+ * an in-service upgrade moves every group off a node before restarting
+ * it, so no VIP is down then. Conntrack entries and the ruleset stay in
+ * the kernel untouched.
+ *
+ * Confirmation (core/boot.h): the version on trial writes confirmed=true
+ * once, at one check, all of these hold: it has run IMG_CONFIRM_MIN_HB
+ * heartbeats (and at least IMG_CONFIRM_MIN_MS) and is not in TILT; every
+ * group has left init; every peer that was alive when the version was
+ * activated is alive again; the session table is in sync (sessions.sync)
+ * and so is the configuration of every live node. Until then it records
+ * what it waits for, which is what a revert on the hold timer reports. */
+
+#define IMG_TICK_MS 250                 /* confirmation checks, helper watchdog */
+#define IMG_CONFIRM_MIN_HB 10           /* heartbeats run before a version may confirm */
+#define IMG_CONFIRM_MIN_MS 2000
+#define IMG_HELPER_TIMEOUT_MS 300000    /* an install that takes longer is killed */
+#define IMG_CHECK_CONF ".check-config.yaml" /* the running configuration, for --check-config */
+
+struct img {
+	bool supervised;   /* started by the supervisor (--worker) */
+	bool trial;        /* this process is the active version, unconfirmed */
+	int timer_fd;
+	int exit_code;     /* main()'s: BOOT_EXIT_RESTART after a restart request */
+	char waiting[BOOT_REASON_LEN];
+	/* The helper in flight (one at a time): install or check. */
+	pid_t h_pid;       /* 0 = none */
+	int h_pidfd, h_out;
+	uint32_t h_token;
+	bool h_activate, h_restart, h_install;
+	char h_version[TND_VERSION_MAX], h_file[TND_PATH_MAX];
+	mono_t h_started, h_deadline;
+};
+
+static json_t *img_err(const char *code, const char *msg)
+{
+	return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", code, "error", msg);
+}
+
+/* What the version on trial still waits for ("" = nothing: healthy). */
+static void img_waiting_for(struct daemon *d, mono_t now, const struct boot_state *b,
+			    char *out, size_t len)
+{
+	mono_t min_up = MS_TO_MONO((int64_t)d->conf->heartbeat_ms * IMG_CONFIRM_MIN_HB);
+	struct node_status *st = d->st;
+
+	out[0] = '\0';
+	if (min_up < MS_TO_MONO(IMG_CONFIRM_MIN_MS))
+		min_up = MS_TO_MONO(IMG_CONFIRM_MIN_MS);
+	if (now - d->started < min_up) {
+		say(out, len, "%d heartbeats of uptime", IMG_CONFIRM_MIN_HB);
+		return;
+	}
+	node_status(d->node, now, st);
+	if (st->tilt) {
+		say(out, len, "the end of TILT (observing after a stall)");
+		return;
+	}
+	for (int gi = 0; gi < st->n_groups; gi++)
+		if (st->groups[gi].state == G_INIT) {
+			say(out, len, "group %u to leave init", st->groups[gi].id);
+			return;
+		}
+	for (int i = 0; i < b->n_peers; i++) {
+		int x = conf_node_index(d->conf, b->peers[i]);
+		if (x >= 0 && x != d->self && !st->peers[x].alive) {
+			say(out, len, "peer %s alive", b->peers[i]);
+			return;
+		}
+	}
+	if (d->sess && !sessions_in_sync(d->sess, now)) {
+		say(out, len, "the session table in sync");
+		return;
+	}
+	if (d->cfg) {
+		struct cfgsync_report *r = calloc(1, sizeof *r);
+		bool all = true;
+		if (!r) {
+			say(out, len, "memory");
+			return;
+		}
+		cfgsync_report(d->cfg, r);
+		for (int i = 0; i < r->n_nodes && i < d->conf->n_nodes; i++)
+			if (r->nodes[i].alive || i == d->self)
+				all &= r->nodes[i].known && r->nodes[i].in_sync;
+		free(r);
+		if (!all) {
+			say(out, len, "the configuration in sync");
+			return;
+		}
+	}
+}
+
+static void img_confirm_check(struct daemon *d, mono_t now)
+{
+	struct img *im = d->img;
+	struct boot_state b;
+	char why[256], w[BOOT_REASON_LEN], qw[BOOT_REASON_LEN + 8];
+
+	if (!im->trial || d->stopping)
+		return;
+	if (slots_load(d->state_dir, &b, why, sizeof why) != 0)
+		return;
+	if (strcmp(b.active, TND_VERSION) != 0 || b.confirmed) {
+		im->trial = false; /* reverted or confirmed meanwhile: nothing to do */
+		return;
+	}
+	img_waiting_for(d, now, &b, w, sizeof w);
+	if (w[0]) {
+		if (strcmp(w, im->waiting) != 0) {
+			snprintf(im->waiting, sizeof im->waiting, "%s", w);
+			log_event(LVL_INFO, "version.waiting", "version=%s for=%s", TND_VERSION,
+				  log_kv_quote(w, qw, sizeof qw));
+			if (boot_set_waiting(&b, w) && slots_save(d->state_dir, &b) != 0)
+				log_event(LVL_WARN, "boot.write_failed", "error=\"%s\"", strerror(errno));
+		}
+		return;
+	}
+	uint32_t tries = b.tries;
+	if (boot_confirm(&b, TND_VERSION, (int64_t)time(NULL)) != 0)
+		return;
+	if (slots_save(d->state_dir, &b) != 0) {
+		log_event(LVL_ERROR, "boot.write_failed", "op=confirm error=\"%s\"", strerror(errno));
+		return;
+	}
+	im->trial = false;
+	if (im->supervised)
+		supervise_notify();
+	log_event(LVL_INFO, "version.confirmed", "version=%s after_ms=%" PRId64 " try=%u",
+		  TND_VERSION, (int64_t)MONO_TO_MS(now - d->started), tries);
+}
+
+/* Make `version` active for the next start (boot.h boot_activate), with
+ * the peers alive now as those it must see again. */
+static int img_activate(struct daemon *d, const char *version, char *why, size_t len)
+{
+	const char *peers[TND_NODES_MAX];
+	struct boot_state b;
+	mono_t now = loop_now();
+	int n = 0, r;
+
+	r = slots_load(d->state_dir, &b, why, len);
+	if (r != 0)
+		return r;
+	node_status(d->node, now, d->st);
+	for (int x = 0; x < d->conf->n_nodes; x++)
+		if (x != d->self && d->st->peers[x].alive)
+			peers[n++] = d->conf->nodes[x].name;
+	r = boot_activate(&b, version, d->conf->upgrade_hold_timer_s, peers, n, (int64_t)time(NULL),
+			  why, len);
+	if (r != 0)
+		return r;
+	if (slots_save(d->state_dir, &b) != 0) {
+		say(why, len, "cannot write %s/%s: %s", d->state_dir, SLOTS_BOOT_FILE, strerror(errno));
+		return TND_ESYS;
+	}
+	(void)slots_gc(d->state_dir, &b, NULL);
+	if (d->img->supervised)
+		supervise_notify();
+	log_event(LVL_INFO, "version.activate", "version=%s previous=%s hold_timer_s=%u expect_peers=%d",
+		  version, b.previous, b.hold_timer_s, n);
+	return 0;
+}
+
+/* A clean stop, then the supervisor starts the active version. */
+static void img_restart(struct daemon *d, const char *to)
+{
+	log_event(LVL_INFO, "daemon.restart", "from=%s to=%s", TND_VERSION, to);
+	d->img->exit_code = BOOT_EXIT_RESTART;
+	if (!d->stopping)
+		shutdown_daemon(d, SIGTERM);
+}
+
+static void img_helper_done(struct daemon *d, bool kill_it)
+{
+	struct img *im = d->img;
+	json_t *res;
+	char why[512], q1[600];
+	bool ok;
+
+	loop_del(d->loop, im->h_pidfd);
+	res = slots_helper_reap(im->h_pid, im->h_pidfd, im->h_out, kill_it);
+	im->h_pid = 0;
+	snprintf(why, sizeof why, "%s/%s", d->state_dir, IMG_CHECK_CONF);
+	(void)unlink(why);
+	ok = json_is_true(json_object_get(res, "ok"));
+	if (ok && !im->h_install)
+		json_object_set_new(res, "checked", json_true());
+	if (ok && im->h_install)
+		snprintf(im->h_version, sizeof im->h_version, "%s",
+			 json_string_value(json_object_get(res, "version")) ?: "");
+	log_event(ok ? LVL_INFO : LVL_WARN, im->h_install ? "image.install" : "image.check",
+		  "version=%s file=%s result=%s took_ms=%" PRId64 "%s%s", im->h_version[0] ? im->h_version : "-",
+		  im->h_install ? log_kv_quote(im->h_file, q1, sizeof q1) : "-", ok ? "ok" : "refused",
+		  (int64_t)MONO_TO_MS(loop_now() - im->h_started), ok ? "" : " error=",
+		  ok ? "" : log_kv_quote(json_string_value(json_object_get(res, "error")) ?: "?", why,
+					 sizeof why));
+	if (ok && im->h_activate) {
+		int r = img_activate(d, im->h_version, why, sizeof why);
+		if (r != 0) {
+			json_t *e = img_err(r == TND_EREFUSED ? "refused" : "failed", why);
+			json_object_set_new(e, "installed", json_boolean(im->h_install));
+			json_object_set_new(e, "version", json_string(im->h_version));
+			json_decref(res);
+			res = e;
+			ok = false;
+		} else {
+			json_object_set_new(res, "activated", json_true());
+		}
+	}
+	if (ok && im->h_restart) {
+		json_object_set_new(res, "restarting", json_true());
+		json_object_set_new(res, "hold_timer_s", json_integer(d->conf->upgrade_hold_timer_s));
+		json_object_set_new(res, "tries_max", json_integer(BOOT_TRIES_MAX));
+	}
+	ctl_reply(d->ctl, im->h_token, res);
+	if (ok && im->h_restart)
+		img_restart(d, im->h_version);
+}
+
+static void on_img_helper(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	img_helper_done(arg, false);
+}
+
+static void on_img_tick(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t n;
+	mono_t now = loop_now();
+
+	if (read(fd, &n, sizeof n) < 0)
+		(void)0;
+	if (d->img->h_pid && now >= d->img->h_deadline)
+		img_helper_done(d, true);
+	img_confirm_check(d, now);
+}
+
+/* Start the helper for an install (file) or an activation check
+ * (version), answered later through ctl_reply(token). */
+static json_t *img_start_helper(struct daemon *d, uint32_t token, const char *file,
+				const char *version, bool activate, bool restart, bool *deferred)
+{
+	struct img *im = d->img;
+	struct cfgsync_text t;
+	const uint8_t *blob;
+	uint64_t gen;
+	size_t len;
+	char conf[TND_PATH_MAX + 32];
+	char *args[8];
+	int n = 0;
+
+	if (d->stopping)
+		return img_err("refused", "tandemd is shutting down");
+	if (im->h_pid)
+		return img_err("refused", "another image install or activation is in progress on this node");
+	if (restart && !im->supervised)
+		return img_err("refused", "this tandemd runs without its supervisor (--no-supervise): "
+			       "activate without --restart, then restart it yourself");
+	/* The new binary judges the configuration this node runs, which is
+	 * the cluster's committed generation, not necessarily the file. */
+	blob = cfgsync_current(d->cfg, &gen, &len);
+	if (!blob || cfgsync_doc_decode(blob, len, &t) != 0)
+		return img_err("failed", "the running configuration is not available");
+	if (state_write_atomic(d->state_dir, IMG_CHECK_CONF, t.yaml, t.yaml_len) != 0)
+		return img_err("failed", strerror(errno));
+	snprintf(conf, sizeof conf, "%s/%s", d->state_dir, IMG_CHECK_CONF);
+	args[n++] = (char *)(file ? "install" : "check");
+	args[n++] = (char *)d->state_dir;
+	args[n++] = (char *)(file ? file : version);
+	if (file)
+		args[n++] = d->conf->upgrade_trusted_keys;
+	args[n++] = conf;
+	args[n] = NULL;
+	if (slots_helper_spawn(args, &im->h_pid, &im->h_pidfd, &im->h_out) != 0) {
+		im->h_pid = 0;
+		return img_err("failed", strerror(errno));
+	}
+	if (loop_add(d->loop, im->h_pidfd, EPOLLIN, on_img_helper, d) != 0) {
+		json_decref(slots_helper_reap(im->h_pid, im->h_pidfd, im->h_out, true));
+		im->h_pid = 0;
+		return img_err("failed", "event loop full");
+	}
+	im->h_token = token;
+	im->h_install = file != NULL;
+	im->h_activate = activate || restart;
+	im->h_restart = restart;
+	snprintf(im->h_file, sizeof im->h_file, "%s", file ? file : "");
+	snprintf(im->h_version, sizeof im->h_version, "%s", version ? version : "");
+	im->h_started = loop_now();
+	im->h_deadline = im->h_started + MS_TO_MONO(IMG_HELPER_TIMEOUT_MS);
+	*deferred = true;
+	return NULL;
+}
+
+/* `image list` and the status section: this node's boot record. */
+static json_t *img_boot_json(struct daemon *d, const struct boot_state *b)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s?,s:b,s:I,s:i,s:I,s:b}", "running", TND_VERSION,
+			      "active", b->active, "previous", b->previous[0] ? b->previous : NULL,
+			      "confirmed", b->confirmed, "tries", (json_int_t)b->tries,
+			      "tries_max", BOOT_TRIES_MAX, "hold_timer_s", (json_int_t)b->hold_timer_s,
+			      "supervised", d->img->supervised);
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "waiting_for", b->confirmed || !b->waiting_for[0] ? json_null()
+							: json_string(b->waiting_for));
+	json_object_set_new(o, "last_failure", b->last_failure[0] ? json_string(b->last_failure)
+								   : json_null());
+	json_object_set_new(o, "last_revert", b->reverted ?
+		json_pack("{s:s,s:s,s:s,s:I}", "from", b->last_revert.from, "to", b->last_revert.to,
+			  "reason", b->last_revert.reason, "at", (json_int_t)b->last_revert.at_s)
+		: json_null());
+	return o;
+}
+
+static json_t *img_list(struct daemon *d)
+{
+	struct boot_state b;
+	char why[256];
+	json_t *res, *peers;
+
+	if (slots_load(d->state_dir, &b, why, sizeof why) != 0)
+		return img_err("failed", why);
+	res = img_boot_json(d, &b);
+	if (!res)
+		return NULL;
+	json_object_set_new(res, "ok", json_true());
+	json_object_set_new(res, "node", json_string(d->conf->nodes[d->self].name));
+	json_object_set_new(res, "installed", slots_list_json(d->state_dir, &b));
+	json_object_set_new(res, "install_in_progress", json_boolean(d->img->h_pid != 0));
+	node_status(d->node, loop_now(), d->st);
+	peers = json_array();
+	for (int x = 0; x < d->conf->n_nodes; x++) {
+		const struct node_peer_status *p = &d->st->peers[x];
+		if (x == d->self)
+			continue;
+		json_array_append_new(peers, json_pack("{s:s,s:s,s:s?}", "node", d->conf->nodes[x].name,
+						       "state", p->alive ? "alive" : "lost",
+						       "version", p->ever_seen && p->version[0] ? p->version : NULL));
+	}
+	json_object_set_new(res, "peers", peers);
+	return res;
+}
+
+static bool img_bool(json_t *req, const char *key, bool *out)
+{
+	json_t *v = json_object_get(req, key);
+
+	if (v && !json_is_boolean(v))
+		return false;
+	*out = json_is_true(v);
+	return true;
+}
+
+/* {"cmd":"image","op":"list"|"install"|"activate",...} */
+static json_t *ctl_image(void *arg, json_t *req, uint32_t token, bool *deferred)
+{
+	struct daemon *d = arg;
+	const char *op = json_string_value(json_object_get(req, "op"));
+	bool activate = false, restart = false;
+	char msg[TND_PATH_MAX + 128];
+
+	if (!op)
+		return img_err("usage", "image needs \"op\": list, install or activate");
+	if (strcmp(op, "list") == 0)
+		return img_list(d);
+	if (!img_bool(req, "activate", &activate) || !img_bool(req, "restart", &restart))
+		return img_err("usage", "\"activate\" and \"restart\" must be true or false");
+	if (strcmp(op, "install") == 0) {
+		const char *file = json_string_value(json_object_get(req, "file"));
+		if (!file || file[0] != '/' || strlen(file) >= TND_PATH_MAX)
+			return img_err("usage", "install needs \"file\": the image's absolute path");
+		log_event(LVL_INFO, "admin.request", "cmd=image_install file=%s activate=%s restart=%s",
+			  log_kv_quote(file, msg, sizeof msg), activate ? "true" : "false",
+			  restart ? "true" : "false");
+		return img_start_helper(d, token, file, NULL, activate, restart, deferred);
+	}
+	if (strcmp(op, "activate") == 0) {
+		const char *v = json_string_value(json_object_get(req, "version"));
+		struct boot_state b;
+		char why[BOOT_REASON_LEN + 64];
+		if (!v || !boot_version_ok(v))
+			return img_err("usage", "activate needs \"version\": an installed version");
+		log_event(LVL_INFO, "admin.request", "cmd=image_activate version=%s restart=%s", v,
+			  restart ? "true" : "false");
+		if (!slots_installed(d->state_dir, v)) {
+			snprintf(msg, sizeof msg, "version %s is not installed on %s (see tandemctl image list)",
+				 v, d->conf->nodes[d->self].name);
+			return img_err("failed", msg);
+		}
+		/* Refuse what boot_activate would refuse before running the
+		 * check: the answer is the same, and quicker. */
+		if (slots_load(d->state_dir, &b, why, sizeof why) != 0)
+			return img_err("failed", why);
+		if (boot_activate(&b, v, 0, NULL, 0, 0, why, sizeof why) != 0)
+			return img_err("refused", why);
+		return img_start_helper(d, token, NULL, v, true, restart, deferred);
+	}
+	snprintf(msg, sizeof msg, "unknown image op \"%.32s\" (list, install, activate)", op);
+	return img_err("usage", msg);
+}
+
+/* status, with this node's versions under "image". */
+static json_t *img_status(void *arg)
+{
+	struct daemon *d = arg;
+	json_t *st = ctl_status(arg);
+	struct boot_state b;
+	char why[256];
+
+	if (st && slots_load(d->state_dir, &b, why, sizeof why) == 0)
+		json_object_set_new(st, "image", img_boot_json(d, &b));
+	return st;
+}
+
+static void print_diags(const struct conf_diags *dg, const char *path);
+static int find_self(const struct tnd_conf *c, char *err, size_t err_len);
+
+/* Before the supervisor of a node's first start (no boot.json yet): the
+ * started binary is the version that will run, so it judges the
+ * configuration and the node name here, as the worker would, and a start
+ * that cannot succeed leaves nothing behind in the state directory (not
+ * even the copy of itself). Later starts leave that to the active
+ * version, which may accept what this binary does not know. */
+static void img_first_start_check(const char *conf_path, const char *state_dir, const char *node)
+{
+	struct tnd_conf *c = calloc(1, sizeof *c);
+	struct conf_diags *dg = calloc(1, sizeof *dg);
+	struct confdoc doc = { 0 };
+	char path[TND_PATH_MAX + 16], err[512];
+	int r;
+
+	snprintf(path, sizeof path, "%s/%s", state_dir, SLOTS_BOOT_FILE);
+	if (!c || !dg || access(path, F_OK) == 0) {
+		free(c);
+		free(dg);
+		return;
+	}
+	r = confdoc_read(conf_path, &doc, c, dg);
+	confdoc_free(&doc);
+	if (r != 0 || dg->n > 0) {
+		print_diags(dg, conf_path);
+		fatal("configuration %s is invalid; not starting", conf_path);
+	}
+	if (node ? conf_node_index(c, node) < 0 : find_self(c, err, sizeof err) < 0) {
+		if (node)
+			fatal("no node named %s in %s", node, conf_path);
+		fatal("%s", err);
+	}
+	free(c);
+	free(dg);
+}
+
+/* At start, once the loop exists. Unsupervised, this process adopts
+ * itself the way the supervisor would have. */
+static void img_init(struct daemon *d, bool supervised)
+{
+	struct img *im = calloc(1, sizeof *im);
+	struct itimerspec its = { .it_interval = { 0, IMG_TICK_MS * 1000000L },
+				  .it_value = { 0, IMG_TICK_MS * 1000000L } };
+	struct boot_state b;
+	char why[512];
+	int r;
+
+	if (!im)
+		fatal("out of memory");
+	d->img = im;
+	im->supervised = supervised;
+	im->timer_fd = -1;
+	r = supervised ? slots_load(d->state_dir, &b, why, sizeof why)
+		       : slots_boot(d->state_dir, TND_VERSION, &b, why, sizeof why);
+	if (r != 0) {
+		log_event(LVL_ERROR, "version.boot_record", "error=\"%s\"", why);
+		return;
+	}
+	im->trial = strcmp(b.active, TND_VERSION) == 0 && !b.confirmed;
+	if (strcmp(b.active, TND_VERSION) != 0)
+		log_event(LVL_WARN, "version.not_active", "running=%s active=%s supervised=%s", TND_VERSION,
+			  b.active, supervised ? "true" : "false");
+	if (im->trial)
+		log_event(LVL_INFO, "version.trial", "version=%s try=%u of=%d hold_timer_s=%u expect_peers=%d",
+			  TND_VERSION, b.tries, BOOT_TRIES_MAX, b.hold_timer_s, b.n_peers);
+	im->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (im->timer_fd < 0 || timerfd_settime(im->timer_fd, 0, &its, NULL) != 0 ||
+	    loop_add(d->loop, im->timer_fd, EPOLLIN, on_img_tick, d) != 0)
+		fatal("cannot set up the version timer: %s", strerror(errno));
+}
+
+/* At exit: a helper still running is killed (its partial version is a
+ * dot-directory the next start removes). Returns main()'s exit status. */
+static int img_close(struct daemon *d)
+{
+	struct img *im = d->img;
+	int code;
+
+	if (!im)
+		return 0;
+	if (im->h_pid) {
+		loop_del(d->loop, im->h_pidfd);
+		json_decref(slots_helper_reap(im->h_pid, im->h_pidfd, im->h_out, true));
+	}
+	if (im->timer_fd >= 0) {
+		loop_del(d->loop, im->timer_fd);
+		close(im->timer_fd);
+	}
+	code = im->exit_code;
+	free(im);
+	d->img = NULL;
+	return code;
+}
+
 /* ---- start-up ------------------------------------------------------- */
 
 static bool addr_eq(const struct tnd_addr *a, const struct sockaddr *sa)
@@ -1535,11 +2065,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tandemd [--config FILE] [--node NAME] [--state-dir DIR] [--socket PATH] [--debug]\n"
+		"               [--no-supervise]\n"
 		"       tandemd --check-config [--config FILE]\n"
 		"       tandemd --print-config [--config FILE]\n"
 		"       tandemd --version\n"
 		"defaults: --config %s, --node the node with a local link address,\n"
-		"          --state-dir %s, --socket $TANDEM_SOCKET or %s\n",
+		"          --state-dir %s, --socket $TANDEM_SOCKET or %s\n"
+		"tandemd runs the version active in the state directory under a supervisor that\n"
+		"restarts and reverts it; --no-supervise runs the started binary by itself.\n",
 		DEFAULT_CONFIG, DEFAULT_STATE_DIR, CTL_DEFAULT_PATH);
 }
 
@@ -1697,12 +2230,15 @@ int main(int argc, char **argv)
 		{ "debug", no_argument, NULL, 'd' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "worker", required_argument, NULL, 'W' },       /* from the supervisor */
+		{ "no-supervise", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const int signals[] = { SIGTERM, SIGINT, SIGCHLD, SIGHUP };
 	struct daemon *d = calloc(1, sizeof *d);
 	const char *node_name = NULL;
-	bool check = false, print = false;
+	bool check = false, print = false, no_supervise = false;
+	int worker_fd = -1;
 	char err[512];
 	struct node_params np;
 	struct confdoc doc = { 0 };
@@ -1713,6 +2249,11 @@ int main(int argc, char **argv)
 	if (!d) {
 		fprintf(stderr, "tandemd: out of memory\n");
 		return 1;
+	}
+	/* The image install helper (src/io/slots.h), started by a worker. */
+	if (argc > 1 && strcmp(argv[1], SLOTS_HELPER_ARG) == 0) {
+		free(d);
+		return slots_helper_main(argc, argv);
 	}
 	/* A log reader that went away (stderr to a closed pipe) must cost
 	 * log lines, not the daemon: write(2) then fails with EPIPE. */
@@ -1734,6 +2275,18 @@ int main(int argc, char **argv)
 			  free(d);
 			  return 0;
 		case 'h': usage(stdout); free(d); return 0;
+		case 'W': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 3 || v > 65535) {
+				fprintf(stderr, "tandemd: --worker takes the supervisor's lock descriptor\n");
+				free(d);
+				return 2;
+			}
+			worker_fd = (int)v;
+			break;
+		}
+		case 'N': no_supervise = true; break;
 		default: usage(stderr); free(d); return 2;
 		}
 	}
@@ -1742,6 +2295,16 @@ int main(int argc, char **argv)
 		usage(stderr);
 		free(d);
 		return 2;
+	}
+	/* The started process supervises (src/io/supervise.h): it runs the
+	 * version active in the state directory as its worker. It reads no
+	 * configuration: the active version judges that. */
+	if (!check && !print && worker_fd < 0 && !no_supervise) {
+		struct supervise_args sa = { .state_dir = d->state_dir, .node = node_name,
+					     .argc = argc, .argv = argv };
+		img_first_start_check(d->conf_path, d->state_dir, node_name);
+		free(d);
+		return supervise_main(&sa);
 	}
 
 	d->conf = calloc(1, sizeof *d->conf);
@@ -1788,7 +2351,15 @@ int main(int argc, char **argv)
 	log_set_node(d->conf->nodes[d->self].name);
 	load_key(d);
 
-	r = state_dir_open(d->state_dir, &d->lock_fd);
+	if (worker_fd >= 0) {
+		r = supervise_worker_lock(d->state_dir, worker_fd);
+		if (r != 0)
+			fatal("--worker %d is not the lock of %s held by a supervisor: %s", worker_fd,
+			      d->state_dir, strerror(errno));
+		d->lock_fd = worker_fd;
+	} else {
+		r = state_dir_open(d->state_dir, &d->lock_fd);
+	}
 	if (r == TND_EREFUSED)
 		fatal("state directory %s is in use by another tandemd", d->state_dir);
 	if (r != 0)
@@ -1842,13 +2413,14 @@ int main(int argc, char **argv)
 		sess_start(d, d->started);
 
 	{
-		struct ctl_ops ops = { .status = ctl_status, .admin = ctl_admin,
-				       .config = ctl_config, .arg = d };
+		struct ctl_ops ops = { .status = img_status, .admin = ctl_admin,
+				       .config = ctl_config, .image = ctl_image, .arg = d };
 		d->ctl = ctl_open(d->sock_path, d->loop, d->conf, d->self, &ops, err, sizeof err);
 		if (!d->ctl)
 			fatal("control socket: %s", err);
 		log_set_listener(on_log_event, d);
 	}
+	img_init(d, worker_fd >= 0);
 	if (loop_add(d->loop, nl_link_fd(d->nl), EPOLLIN, on_nl, d) != 0)
 		fatal("event loop full");
 
@@ -1864,6 +2436,7 @@ int main(int argc, char **argv)
 		fatal("event loop failed: %s", strerror(errno));
 
 	log_event(LVL_INFO, "daemon.exit", "incarnation=%" PRIu64, d->incarnation);
+	r = img_close(d);
 	log_set_listener(NULL, NULL);
 	ctl_close(d->ctl);
 	sessions_close(d->sess);
@@ -1880,5 +2453,5 @@ int main(int argc, char **argv)
 	sodium_memzero(&d->key, sizeof d->key);
 	free(d->conf);
 	free(d);
-	return 0;
+	return r;
 }

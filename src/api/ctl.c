@@ -342,6 +342,12 @@ static json_t *dispatch(struct ctl *c, json_t *req, bool *follow, uint32_t token
 		json_t *res = c->ops.config(c->ops.arg, req, token, deferred);
 		return res || *deferred ? res : err_json("failed", "out of memory");
 	}
+	if (strcmp(cmd, "image") == 0) {
+		if (!c->ops.image)
+			return err_json("failed", "software images are not available");
+		json_t *res = c->ops.image(c->ops.arg, req, token, deferred);
+		return res || *deferred ? res : err_json("failed", "out of memory");
+	}
 	snprintf(msg, sizeof msg, "unknown command \"%.64s\"", cmd);
 	return err_json("usage", msg);
 }

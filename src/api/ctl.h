@@ -12,6 +12,11 @@
  *   {"cmd":"config","op":"status"|"show"|"apply",...}   see the daemon's
  *       ctl_ops.config; "apply" is answered only when the cluster has
  *       decided, so that client's later requests wait behind it
+ *   {"cmd":"image","op":"list"}                this node's versions (A/B)
+ *   {"cmd":"image","op":"install","file":"/abs/IMAGE","activate":B,"restart":B}
+ *   {"cmd":"image","op":"activate","version":"V","restart":B}
+ *       install and activate are answered once done (see ctl_ops.image);
+ *       with "restart" the daemon then restarts into the new version
  *
  * answered by {"ok":true,...} or {"ok":false,"code":"refused"|"usage"|
  * "failed","error":"sentence"}. With "follow", every later event follows
@@ -44,6 +49,8 @@ struct ctl_ops {
 	/* {"cmd":"config",...}: the answer (a new reference), or NULL with
 	 * *deferred set when it comes later through ctl_reply(token). */
 	json_t *(*config)(void *arg, json_t *req, uint32_t token, bool *deferred);
+	/* {"cmd":"image",...}: the same contract as config. */
+	json_t *(*image)(void *arg, json_t *req, uint32_t token, bool *deferred);
 	void *arg;
 };
 
