@@ -23,6 +23,7 @@
 #include "cfgcmd.h"
 #include "conn.h"
 #include "image.h"
+#include "imagecmd.h"
 #include "show.h"
 
 #define FAILOVER_WAIT_MS 10000
@@ -49,10 +50,10 @@ static void usage(FILE *f)
 		"  config backup FILE [--force]  save the current generation to FILE (--force: replace)\n"
 		"  config restore FILE [--force] commit the configuration saved in backup FILE\n"
 		"      --force on apply/restore: commit even if this node has heard no peer since it started\n"
-		"%s"
+		"%s%s"
 		"--socket defaults to $TANDEM_SOCKET or %s\n"
 		"exit codes: 0 done, 1 failed, 2 usage error, 3 refused by cluster state\n",
-		image_cli_usage(), CTL_DEFAULT_PATH);
+		image_cli_usage(), imagecmd_usage(), CTL_DEFAULT_PATH);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -333,6 +334,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "image") == 0 && image_cli_handles(n - 1, args + 1))
 		return image_cli_run(n - 1, args + 1, opt_json);
+	if (strcmp(cmd, "image") == 0 && imagecmd_handles(n - 1, args + 1))
+		return imagecmd_run(sock, opt_json, n - 1, args + 1);
 	if (strcmp(cmd, "image") == 0 || strcmp(cmd, "upgrade") == 0) {
 		fprintf(stderr, "tandemctl: '%s' is not implemented yet in this version\n", cmd);
 		return EXIT_USAGE;
