@@ -356,7 +356,7 @@ lab_down() {
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.05
 		done
-		kill -KILL "$pid" 2>/dev/null
+		kill -KILL -- "-$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 		st=$?
 		if [ "$st" != 0 ]; then
@@ -403,7 +403,9 @@ lab_node_alive() { [ -n "${LAB_PID[$1]:-}" ] && kill -0 "${LAB_PID[$1]}" 2>/dev/
 
 # lab_start_node I [--config FILE] [--wait 0|1] [extra tandemd args...]
 # Starts tandemd in gwI; by default waits (10 s at most) until its control
-# socket answers.
+# socket answers. tandemd is a supervisor and its worker (src/io/supervise.h):
+# setsid makes the pair (and the hooks they start) one process group whose
+# id is LAB_PID[I], so a power cut (lab_kill_node) reaches all of them.
 lab_start_node() {
 	local i=$1 cfg=$LAB_DIR/tandem.yaml wait=1
 	shift
@@ -417,7 +419,7 @@ lab_start_node() {
 	lab_node_alive "$i" && lab_fail "gw$i is already running (pid ${LAB_PID[$i]})"
 	mkdir -p "$LAB_DIR/gw$i.state"
 	echo "=== $(date +%T.%3N) lab: start gw$i" >>"$LAB_DIR/gw$i.log"
-	ip netns exec "${P}gw$i" "$LAB_BUILD/tandemd" --config "$cfg" --node "gw$i" \
+	ip netns exec "${P}gw$i" setsid "$LAB_BUILD/tandemd" --config "$cfg" --node "gw$i" \
 		--state-dir "$LAB_DIR/gw$i.state" --socket "$(lab_sock "$i")" "$@" \
 		>>"$LAB_DIR/gw$i.log" 2>&1 &
 	LAB_PID[$i]=$!
@@ -441,7 +443,7 @@ lab_stop_node() {
 	done
 	if kill -0 "$pid" 2>/dev/null; then
 		lab_soft_fail "gw$i did not exit within 5 s of SIGTERM; killing it"
-		kill -KILL "$pid" 2>/dev/null
+		kill -KILL -- "-$pid" 2>/dev/null
 	fi
 	wait "$pid" 2>/dev/null
 	local st=$?
@@ -452,8 +454,9 @@ lab_stop_node() {
 
 # lab_kill_node I : the node dies, like a power cut: its daemon is frozen
 # (SIGSTOP, so it cannot react to what follows), its three links go down,
-# control links first, then the daemon is SIGKILLed. Nothing of the node
-# (a last message to the peers, ARP answers, forwarding) reaches the
+# control links first, then the daemon is SIGKILLed ("the daemon": its
+# process group, see lab_start_node: supervisor, worker, hooks). Nothing of
+# the node (a last message to the peers, ARP answers, forwarding) reaches the
 # segments after the first instant. Taking the links down with the daemon
 # running would let it see lan0 go down and hand its groups over cleanly on
 # a control link still up: a planned failover, not a death.
@@ -461,13 +464,13 @@ lab_kill_node() {
 	local i=$1 pid=${LAB_PID[$1]:-}
 	# The shell's "Killed" job notice is noise here: stderr off for the block.
 	{
-		[ -n "$pid" ] && kill -STOP "$pid"
+		[ -n "$pid" ] && kill -STOP -- "-$pid"
 		ip -n "${P}gw$i" -batch - <<EOF
 link set ctl0 down
 link set wan0 down
 link set lan0 down
 EOF
-		[ -n "$pid" ] && kill -KILL "$pid"
+		[ -n "$pid" ] && kill -KILL -- "-$pid"
 		[ -n "$pid" ] && wait "$pid"
 	} 2>/dev/null
 	LAB_PID[$i]=
