@@ -1639,6 +1639,12 @@ static void img_helper_done(struct daemon *d, bool kill_it)
 
 	loop_del(d->loop, im->h_pidfd);
 	res = slots_helper_reap(im->h_pid, im->h_pidfd, im->h_out, kill_it);
+	if (kill_it) {
+		/* Its partial copy (slots.h: versions/.incoming-PID). */
+		snprintf(why, sizeof why, "%s/%s/.incoming-%d", d->state_dir, SLOTS_VERSIONS_DIR,
+			 (int)im->h_pid);
+		(void)slots_rmtree(why);
+	}
 	im->h_pid = 0;
 	snprintf(why, sizeof why, "%s/%s", d->state_dir, IMG_CHECK_CONF);
 	(void)unlink(why);

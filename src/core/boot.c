@@ -260,13 +260,28 @@ int boot_activate(struct boot_state *b, const char *version, uint32_t hold_timer
 		return tnd_refuse(why, why_len, TND_EINVAL, "\"%.40s\" is not a version", version ? version : "");
 	if (strcmp(version, b->active) == 0)
 		return tnd_refuse(why, why_len, TND_EREFUSED, "%s is already the active version", version);
-	if (!b->confirmed)
+	if (!b->confirmed && b->tries > 0)
 		return tnd_refuse(why, why_len, TND_EREFUSED,
 				  "the active version %s is still on trial (not yet confirmed healthy); "
 				  "a new version can be activated once it is confirmed or reverted", b->active);
 	if (n_peers < 0 || n_peers > BOOT_PEERS_MAX)
 		return tnd_refuse(why, why_len, TND_EINVAL, "too many peers");
-	copy_str(b->previous, sizeof b->previous, b->active);
+	if (!b->confirmed) {
+		/* Activated but never started: only a plan, which this one
+		 * replaces; previous stays the confirmed version. Activating
+		 * that one cancels the plan. */
+		if (strcmp(version, b->previous) == 0) {
+			copy_str(b->previous, sizeof b->previous, b->active);
+			copy_str(b->active, sizeof b->active, version);
+			b->confirmed = true;
+			b->confirmed_at_s = now_s;
+			b->hold_timer_s = 0;
+			b->n_peers = 0;
+			return 0;
+		}
+	} else {
+		copy_str(b->previous, sizeof b->previous, b->active);
+	}
 	copy_str(b->active, sizeof b->active, version);
 	b->confirmed = false;
 	b->tries = 0;

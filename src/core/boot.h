@@ -101,8 +101,10 @@ void boot_init(struct boot_state *b, const char *version, int64_t now_s);
 /* Make `version` active at the next start, on trial: previous = active,
  * confirmed = false, tries = 0, with the hold timer and the peers the new
  * version must see again. Refused (TND_EREFUSED, why) when `version` is
- * already active, or when the active version is itself still on trial
- * (a revert must have a confirmed version to return to). */
+ * already active, or when the active version is itself on trial and has
+ * been started (a revert must have a confirmed version to return to). An
+ * activation that was never started is replaced (previous stays), and
+ * activating its previous version cancels it (confirmed again). */
 int boot_activate(struct boot_state *b, const char *version, uint32_t hold_timer_s,
 		  const char *const *peers, int n_peers, int64_t now_s, char *why, size_t why_len);
 

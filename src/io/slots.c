@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -842,6 +843,11 @@ static int helper_check(const char *dir, const char *version, const char *conf)
 
 int slots_helper_main(int argc, char **argv)
 {
+	/* A helper outliving its daemon would go on writing into a state
+	 * directory that the next start cleans up: it dies with it. */
+	pid_t parent = getppid();
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || parent == 1)
+		return refuse("failed", "the install helper lost its daemon");
 	/* The daemon's stderr is the log: the helper's own messages stay
 	 * out of it; its one answer goes to stdout. */
 	if (argc == 7 && strcmp(argv[2], "install") == 0)

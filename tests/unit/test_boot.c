@@ -140,8 +140,22 @@ static void test_activate_rules(void **state)
 	assert_string_equal(b.previous, "1.0.0");
 	assert_false(b.confirmed);
 	assert_int_equal(b.tries, 0);
-	/* On trial, it cannot be replaced: the revert target must stay a
-	 * confirmed version. */
+	/* Not started yet: only a plan, replaced by the next activation
+	 * (previous stays the confirmed version), cancelled by activating
+	 * the previous one. */
+	assert_int_equal(boot_activate(&b, "1.3.0", 900, NULL, 0, 21, why, sizeof why), 0);
+	assert_string_equal(b.active, "1.3.0");
+	assert_string_equal(b.previous, "1.0.0");
+	assert_false(b.confirmed);
+	assert_int_equal(boot_activate(&b, "1.0.0", 900, NULL, 0, 22, why, sizeof why), 0);
+	assert_string_equal(b.active, "1.0.0");
+	assert_string_equal(b.previous, "1.3.0");
+	assert_true(b.confirmed);
+	assert_int_equal(boot_activate(&b, "1.1.0", 900, NULL, 0, 23, why, sizeof why), 0);
+	assert_string_equal(b.previous, "1.0.0");
+	assert_int_equal(boot_before_start(&b, why, sizeof why), BOOT_START);
+	/* Started on trial, it cannot be replaced: the revert target must
+	 * stay a confirmed version. */
 	assert_int_equal(boot_activate(&b, "1.2.0", 900, NULL, 0, 30, why, sizeof why), TND_EREFUSED);
 	assert_non_null(strstr(why, "still on trial"));
 	assert_string_equal(b.active, "1.1.0");
