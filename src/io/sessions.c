@@ -62,6 +62,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 #include "sessions.h"
 
@@ -80,6 +81,10 @@
 #define INJ_RING_RECS 16384
 #define HELD_ACKS_MAX 8
 #define PREFETCH_RECS 8
+/* A call into this driver longer than this is logged (what it was, how
+ * long): a loop turn must stay short, and a stall seen by the failure
+ * detector (core.tilt) is then either ours, with its cause, or not. */
+#define SLOW_CALL_MS 50
 
 enum dump_kind { DK_NONE, DK_BULK, DK_SWEEP };
 
@@ -90,22 +95,27 @@ struct chunk {
 	uint8_t b[CHUNK_BYTES];
 };
 
+/* The reader thread lives as long as the driver and reads the table when
+ * asked: the loop never waits for a thread to end (a joined thread
+ * preempted just before its exit would hold the loop on a busy machine). */
 struct worker {
 	pthread_t th;
-	bool running;          /* started and not yet joined */
+	bool started;          /* the thread exists (joined at close) */
+	bool running;          /* loop's view: a read is asked and not yet ended */
 	struct ct *ct;         /* the worker's own netlink handle */
 	int efd;               /* written when a chunk is ready or the read ended */
-	enum dump_kind kind;
 	struct chunk *cur;     /* worker only: being filled */
-	uint64_t recs;         /* worker only until `done` */
+	int wrc;               /* worker only: failure inside the callback */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;     /* the worker waits for a request or for room */
 	/* under mu */
+	bool req, quit;        /* a read is asked / the driver closes */
 	struct chunk *ready, *ready_tail;
 	int outstanding;       /* chunks handed over and not yet freed by the loop */
 	bool stop;             /* the loop no longer wants this read */
-	bool done;             /* the read ended; rc is its result */
+	bool done;             /* the read ended; rc and recs are its result */
 	int rc;
+	uint64_t recs;
 };
 
 struct injector {
@@ -171,6 +181,13 @@ struct sessions {
 	} done[TND_GROUPS_MAX];
 };
 
+static mono_t wall_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (mono_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void s_log(struct sessions *s, enum ev_level lvl, const char *name,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void s_log(struct sessions *s, enum ev_level lvl, const char *name,
@@ -182,6 +199,19 @@ static void s_log(struct sessions *s, enum ev_level lvl, const char *name,
 	vsnprintf(kv, sizeof(kv), fmt, ap);
 	va_end(ap);
 	s->p.hooks.log(s->p.hooks.arg, lvl, name, kv);
+}
+
+static uint64_t inj_done(struct sessions *s, uint64_t *produced);
+
+static void slow_check(struct sessions *s, const char *what, mono_t t0)
+{
+	mono_t d = wall_mono() - t0;
+	if (d > MS_TO_MONO(SLOW_CALL_MS)) {
+		uint64_t produced, done = inj_done(s, &produced);
+		s_log(s, LVL_WARN, "sessions.slow", "call=%s ms=%lld feeding=%d ring=%llu",
+		      what, (long long)MONO_TO_MS(d), (int)s->feeding,
+		      (unsigned long long)(produced - done));
+	}
 }
 
 static enum ev_level level_of(enum ctsync_level l)
@@ -235,9 +265,9 @@ static bool w_publish(struct worker *w)
 	uint64_t one = 1;
 	bool stop;
 	pthread_mutex_lock(&w->mu);
-	while (w->outstanding >= CHUNKS_MAX && !w->stop)
+	while (w->outstanding >= CHUNKS_MAX && !w->stop && !w->quit)
 		pthread_cond_wait(&w->cv, &w->mu);
-	stop = w->stop;
+	stop = w->stop || w->quit;
 	if (!stop && w->cur && w->cur->len) {
 		w->cur->next = NULL;
 		if (w->ready_tail)
@@ -263,7 +293,7 @@ static int w_collect(const struct ctrec *r, void *arg)
 	if (!w->cur) {
 		w->cur = malloc(sizeof(*w->cur));
 		if (!w->cur) {
-			w->rc = TND_ENOSPC;
+			w->wrc = TND_ENOSPC;
 			return 1;
 		}
 		w->cur->len = 0;
@@ -277,24 +307,49 @@ static int w_collect(const struct ctrec *r, void *arg)
 	memcpy(p + DUMP_REC_HDR, r->key, r->key_len);
 	memcpy(p + DUMP_REC_HDR + r->key_len, r->val, r->val_len);
 	w->cur->len += need;
-	w->recs++;
 	return 0;
+}
+
+/* Counts records between chunks (w_collect) without the mutex. */
+static __thread uint64_t w_recs;
+
+static int w_collect_counted(const struct ctrec *r, void *arg)
+{
+	int rc = w_collect(r, arg);
+	if (!rc)
+		w_recs++;
+	return rc;
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	uint64_t one = 1;
-	int rc = ct_dump(w->ct, w_collect, w);
-	if (rc == 0 && !w_publish(w))
-		rc = 1;
-	free(w->cur);
-	w->cur = NULL;
 	pthread_mutex_lock(&w->mu);
-	w->rc = rc != 0 && w->rc == 0 ? (rc < 0 ? rc : TND_EREFUSED) : w->rc;
-	w->done = true;
+	for (;;) {
+		while (!w->req && !w->quit)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->quit)
+			break;
+		w->req = false;
+		bool stopped = w->stop; /* abandoned before it began */
+		pthread_mutex_unlock(&w->mu);
+		w->wrc = 0;
+		w_recs = 0;
+		int rc = stopped ? 1 : ct_dump(w->ct, w_collect_counted, w);
+		if (rc == 0 && !w_publish(w))
+			rc = 1;
+		free(w->cur);
+		w->cur = NULL;
+		pthread_mutex_lock(&w->mu);
+		w->rc = w->wrc ? w->wrc : rc < 0 ? rc : rc > 0 ? TND_EREFUSED : 0;
+		w->recs = w_recs;
+		w->done = true;
+		pthread_mutex_unlock(&w->mu);
+		(void)!write(w->efd, &one, sizeof(one));
+		pthread_mutex_lock(&w->mu);
+	}
 	pthread_mutex_unlock(&w->mu);
-	(void)!write(w->efd, &one, sizeof(one));
 	return NULL;
 }
 
@@ -305,35 +360,35 @@ static void s_perform(struct sessions *s, mono_t now);
 static void read_start(struct sessions *s, enum dump_kind kind, mono_t now)
 {
 	struct worker *w = &s->w;
-	w->kind = kind;
-	w->recs = 0;
-	w->cur = NULL;
-	w->ready = w->ready_tail = NULL;
-	w->outstanding = 0;
-	w->stop = w->done = false;
-	w->rc = 0;
 	s->feeding = kind;
 	s->feed = NULL;
 	s->pos = s->pf_pos = 0;
 	s->read_done = false;
 	s->read_rc = 0;
 	s->read_recs = s->swept = s->sweep_seen = 0;
-	int e = thread_start(&w->th, worker_main, w);
-	if (e != 0) {
+	if (!w->started) { /* cannot happen: sessions_open starts it */
 		s->feeding = DK_NONE;
-		s_log(s, LVL_ERROR, "sessions.dump", "error=\"cannot start the reader: %s\"",
-		      strerror(e));
 		if (kind == DK_BULK) {
 			ctsync_bulk_fail(s->cs, now, s->acts);
 			s_perform(s, now);
 		}
 		return;
 	}
+	pthread_mutex_lock(&w->mu);
+	w->ready = w->ready_tail = NULL;
+	w->outstanding = 0;
+	w->stop = w->done = false;
+	w->rc = 0;
+	w->recs = 0;
+	w->req = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 	w->running = true;
 }
 
 /* Stop feeding the current read and stop the worker at its next record;
- * its thread is joined when it says it has ended (sessions_on_worker). */
+ * the read counts as running until the worker says it has ended
+ * (sessions_on_worker). */
 static void read_abandon(struct sessions *s)
 {
 	chunks_free(s->feed);
@@ -352,8 +407,8 @@ static void read_abandon(struct sessions *s)
 }
 
 /* Start reading the table for `kind`. A read already running is stale
- * (the newest request wins): it is stopped and this one starts when its
- * thread has ended. */
+ * (the newest request wins): it is stopped and this one starts when the
+ * worker has ended it. */
 static void read_table(struct sessions *s, enum dump_kind kind, mono_t now)
 {
 	if (s->w.running) {
@@ -722,7 +777,7 @@ int sessions_worker_fd(const struct sessions *s)
 	return s->w.efd;
 }
 
-void sessions_on_worker(struct sessions *s, mono_t now)
+static void on_worker(struct sessions *s, mono_t now)
 {
 	uint64_t n;
 	struct chunk *got;
@@ -735,11 +790,13 @@ void sessions_on_worker(struct sessions *s, mono_t now)
 		s_settle(s, now);
 		return;
 	}
+	uint64_t recs;
 	pthread_mutex_lock(&s->w.mu);
 	got = s->w.ready;
 	s->w.ready = s->w.ready_tail = NULL;
 	ended = s->w.done;
 	rc = s->w.rc;
+	recs = s->w.recs;
 	pthread_mutex_unlock(&s->w.mu);
 	if (s->feeding == DK_NONE) { /* abandoned: nothing of it is wanted */
 		chunks_free(got);
@@ -753,7 +810,6 @@ void sessions_on_worker(struct sessions *s, mono_t now)
 		s_settle(s, now);
 		return;
 	}
-	pthread_join(s->w.th, NULL);
 	s->w.running = false;
 	if (s->want != DK_NONE) { /* asked again meanwhile: start the new read */
 		enum dump_kind next = s->want;
@@ -766,7 +822,7 @@ void sessions_on_worker(struct sessions *s, mono_t now)
 	if (s->feeding != DK_NONE) {
 		s->read_done = true;
 		s->read_rc = rc;
-		s->read_recs = s->w.recs;
+		s->read_recs = recs;
 		bool wanted = s->feeding == DK_BULK ? s->primary == s->p.self
 			: s->primary != s->p.self && s->primary != TND_NO_NODE;
 		if (!wanted)
@@ -777,6 +833,13 @@ void sessions_on_worker(struct sessions *s, mono_t now)
 		}
 	}
 	s_settle(s, now);
+}
+
+void sessions_on_worker(struct sessions *s, mono_t now)
+{
+	mono_t t0 = wall_mono();
+	on_worker(s, now);
+	slow_check(s, "on_worker", t0);
 }
 
 /* ---- life --------------------------------------------------------------------- */
@@ -825,6 +888,12 @@ struct sessions *sessions_open(const struct sessions_params *p, mono_t now,
 		goto fail;
 	}
 	s->inj.running = true;
+	e = thread_start(&s->w.th, worker_main, &s->w);
+	if (e != 0) {
+		snprintf(err, err_len, "cannot start the table reader thread: %s", strerror(e));
+		goto fail;
+	}
+	s->w.started = true;
 	struct ctsync_params cp;
 	ctsync_params_default(&cp);
 	cp.self = p->self;
@@ -848,8 +917,13 @@ void sessions_close(struct sessions *s)
 	if (!s)
 		return;
 	read_abandon(s); /* a running read stops at its next record */
-	if (s->w.running)
+	if (s->w.started) {
+		pthread_mutex_lock(&s->w.mu);
+		s->w.quit = true;
+		pthread_cond_signal(&s->w.cv);
+		pthread_mutex_unlock(&s->w.mu);
 		pthread_join(s->w.th, NULL);
+	}
 	chunks_free(s->w.ready);
 	if (s->inj.running) { /* what was handed over is written, then it ends */
 		pthread_mutex_lock(&s->inj.mu);
@@ -899,7 +973,7 @@ static void on_ct_event(const struct ctrec *r, void *arg)
 		s_perform(c->s, c->now);
 }
 
-void sessions_on_events(struct sessions *s, mono_t now)
+static void on_events(struct sessions *s, mono_t now)
 {
 	struct ev_ctx c = { s, now };
 	if (!s->ev_open || !s->ev_armed)
@@ -913,7 +987,14 @@ void sessions_on_events(struct sessions *s, mono_t now)
 	s_settle(s, now);
 }
 
-void sessions_set_primary(struct sessions *s, int node, mono_t now)
+void sessions_on_events(struct sessions *s, mono_t now)
+{
+	mono_t t0 = wall_mono();
+	on_events(s, now);
+	slow_check(s, "on_events", t0);
+}
+
+static void set_primary(struct sessions *s, int node, mono_t now)
 {
 	if (node == s->primary)
 		return;
@@ -929,6 +1010,13 @@ void sessions_set_primary(struct sessions *s, int node, mono_t now)
 	s_settle(s, now);
 }
 
+void sessions_set_primary(struct sessions *s, int node, mono_t now)
+{
+	mono_t t0 = wall_mono();
+	set_primary(s, node, now);
+	slow_check(s, "set_primary", t0);
+}
+
 void sessions_peer(struct sessions *s, int node, bool alive, mono_t now)
 {
 	ctsync_peer(s->cs, node, alive, now, s->acts);
@@ -938,12 +1026,14 @@ void sessions_peer(struct sessions *s, int node, bool alive, mono_t now)
 int sessions_recv(struct sessions *s, const struct wire_hdr *h,
 		  const uint8_t *body, size_t len, mono_t now)
 {
+	mono_t t0 = wall_mono();
 	int rc = ctsync_recv(s->cs, h, body, len, now, s->acts);
 	s_settle(s, now);
+	slow_check(s, "recv", t0);
 	return rc;
 }
 
-void sessions_tick(struct sessions *s, mono_t now)
+static void tick(struct sessions *s, mono_t now)
 {
 	if (s->primary == s->p.self && !s->ev_open && now >= s->ev_retry_at &&
 	    ev_follow(s, true, now) == 0) {
@@ -952,6 +1042,13 @@ void sessions_tick(struct sessions *s, mono_t now)
 	}
 	ctsync_tick(s->cs, now, s->acts);
 	s_settle(s, now);
+}
+
+void sessions_tick(struct sessions *s, mono_t now)
+{
+	mono_t t0 = wall_mono();
+	tick(s, now);
+	slow_check(s, "tick", t0);
 }
 
 mono_t sessions_next_wake(const struct sessions *s)
