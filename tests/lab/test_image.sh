@@ -25,7 +25,7 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 lab_init "${1:-}" tandemd tandemctl
 
-HOLD_S=8
+HOLD_S=15 # long enough for (b) to confirm on a loaded machine; (d) waits it out
 REVERT_LIMIT_MS=10000  # 3 starts of a binary that exits at once, 0.5 + 1 s backoff
 TMPFS_MB=96
 
