@@ -1737,6 +1737,7 @@ static json_t *img_start_helper(struct daemon *d, uint32_t token, const char *fi
 		args[n++] = d->conf->upgrade_trusted_keys;
 	args[n++] = conf;
 	args[n] = NULL;
+	im->h_started = loop_now(); /* the helper may be done before spawn returns */
 	if (slots_helper_spawn(args, &im->h_pid, &im->h_pidfd, &im->h_out) != 0) {
 		im->h_pid = 0;
 		return img_err("failed", strerror(errno));
@@ -1752,7 +1753,6 @@ static json_t *img_start_helper(struct daemon *d, uint32_t token, const char *fi
 	im->h_restart = restart;
 	snprintf(im->h_file, sizeof im->h_file, "%s", file ? file : "");
 	snprintf(im->h_version, sizeof im->h_version, "%s", version ? version : "");
-	im->h_started = loop_now();
 	im->h_deadline = im->h_started + MS_TO_MONO(IMG_HELPER_TIMEOUT_MS);
 	*deferred = true;
 	return NULL;
