@@ -1727,9 +1727,24 @@ static json_t *img_start_helper(struct daemon *d, uint32_t token, const char *fi
 	blob = cfgsync_current(d->cfg, &gen, &len);
 	if (!blob || cfgsync_doc_decode(blob, len, &t) != 0)
 		return img_err("failed", "the running configuration is not available");
-	if (state_write_atomic(d->state_dir, IMG_CHECK_CONF, t.yaml, t.yaml_len) != 0)
-		return img_err("failed", strerror(errno));
+	/* A scratch file: written without fsync, which could hold the
+	 * event loop (and the heartbeats) for a long time on a busy disk. */
 	snprintf(conf, sizeof conf, "%s/%s", d->state_dir, IMG_CHECK_CONF);
+	{
+		int fd = open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), e = 0;
+		bool ok = fd >= 0 && write(fd, t.yaml, t.yaml_len) == (ssize_t)t.yaml_len;
+		if (!ok)
+			e = fd >= 0 && errno == 0 ? ENOSPC : errno; /* a short write: the disk is full */
+		if (fd >= 0 && close(fd) != 0 && ok) {
+			ok = false;
+			e = errno;
+		}
+		if (!ok) {
+			char msg[TND_PATH_MAX + 96];
+			snprintf(msg, sizeof msg, "cannot write %s: %s", conf, strerror(e));
+			return img_err("failed", msg);
+		}
+	}
 	args[n++] = (char *)(file ? "install" : "check");
 	args[n++] = (char *)d->state_dir;
 	args[n++] = (char *)(file ? file : version);
