@@ -133,6 +133,12 @@ struct cpeer {
 	bool alive;
 	enum ctsync_pstate state;
 	bool stalled;
+	/* Rebased (R_OVERRUN) while stalled: waits for a bulk but does not
+	 * start one until it answers again. A secondary that stopped
+	 * answering without being declared dead (a frozen process, long
+	 * detection timers) would otherwise cost a full table read per log
+	 * wrap, forever. */
+	bool mute;
 	/* replay window over header seq, per sender incarnation */
 	uint64_t inc, seq_max, seq_win;
 	bool seq_any;
@@ -896,8 +902,10 @@ static void stage_close(struct ctsync *cs, struct ctsync_actions *out,
 		for (int x = 0; x < cs->p.n_nodes; x++) {
 			struct cpeer *p = &cs->peers[x];
 			if (x != cs->p.self && in_stream(p) && p->acked < cs->tail) {
+				bool was_stalled = p->stalled;
 				cs->ctr.overruns++;
 				peer_wait(cs, out, x, R_OVERRUN);
+				p->mute = was_stalled;
 			}
 		}
 		cs->tail++;
@@ -1027,7 +1035,7 @@ static bool bulk_needed(const struct ctsync *cs)
 		return true;
 	for (int x = 0; x < cs->p.n_nodes; x++) {
 		const struct cpeer *p = &cs->peers[x];
-		if (x != cs->p.self && p->alive &&
+		if (x != cs->p.self && p->alive && !p->mute &&
 		    (p->state == CTS_P_WAIT || (p->state == CTS_P_BULK && !p->need_gen)))
 			return true;
 	}
@@ -1057,7 +1065,7 @@ static void bulk_start(struct ctsync *cs, struct ctsync_actions *out,
 		struct cpeer *p = &cs->peers[x];
 		if (x == cs->p.self || !p->alive)
 			continue;
-		if (p->state == CTS_P_WAIT) {
+		if (p->state == CTS_P_WAIT && !p->mute) {
 			admit(cs, out, x);
 		} else if (p->state == CTS_P_BULK && !p->need_gen) {
 			p->need_gen = cs->bulk_gen;
@@ -1093,7 +1101,7 @@ static void bulk_service(struct ctsync *cs, struct ctsync_actions *out,
 		return;
 	for (int x = 0; x < cs->p.n_nodes; x++)
 		if (x != cs->p.self && cs->peers[x].alive &&
-		    cs->peers[x].state == CTS_P_WAIT) {
+		    cs->peers[x].state == CTS_P_WAIT && !cs->peers[x].mute) {
 			admit(cs, out, x);
 			pump_peer(cs, out, x, now);
 		}
@@ -1623,6 +1631,11 @@ static int recv_ack(struct ctsync *cs, const struct wire_hdr *h,
 	bool restarted = p->seq_any && h->incarnation > p->inc;
 	replay_commit(p, h);
 	cs->ctr.acks_rx++;
+	if (p->mute) { /* it answers again: its bulk may start */
+		p->mute = false;
+		emit(cs, out, CTS_LVL_INFO, "ctsync.peer", "peer=%d answering=1", x);
+		bulk_service(cs, out, now);
+	}
 	if (restarted) {
 		p->rx_epoch = 0;
 		if (p->state != CTS_P_IDLE)
@@ -1745,6 +1758,7 @@ int ctsync_set_role(struct ctsync *cs, int primary_node, mono_t now,
 		struct cpeer *p = &cs->peers[x];
 		p->state = CTS_P_IDLE;
 		p->stalled = false;
+		p->mute = false;
 		p->rto_at = MONO_NEVER;
 	}
 	if (primary_node == cs->p.self) {
@@ -1793,6 +1807,7 @@ int ctsync_peer(struct ctsync *cs, int node, bool alive, mono_t now,
 	if (p->alive == alive)
 		return 0;
 	p->alive = alive;
+	p->mute = false;
 	if (cs->role == CTS_PRIMARY) {
 		if (alive) {
 			peer_wait(cs, out, node, R_JOIN);
@@ -1943,7 +1958,7 @@ void ctsync_status(const struct ctsync *cs, mono_t now, struct ctsync_status *o)
 				continue;
 			q->alive = p->alive;
 			q->state = p->state;
-			q->stalled = p->stalled;
+			q->stalled = p->stalled || p->mute;
 			q->cwnd = peer_window(cs, p);
 			q->acked = p->acked;
 			q->base = p->base;

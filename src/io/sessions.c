@@ -980,9 +980,16 @@ static void on_events(struct sessions *s, mono_t now)
 		return;
 	int rc = ct_events_read(s->ct, on_ct_event, &c);
 	if (rc == TND_ENOSPC && s->primary == s->p.self) {
-		/* Events were lost: only a full resync restores the truth. */
-		s_log(s, LVL_WARN, "sessions.overrun", "action=resync");
-		ctsync_overrun(s->cs, now, s->acts);
+		/* Events were lost: only a full resync restores the truth. The
+		 * kernel reports the loss before the events still queued from
+		 * before it; those are older than the table the resync will
+		 * read, and handed over after its start they would overwrite
+		 * newer state (ctsim shows it): a fresh socket drops them. */
+		s_log(s, LVL_WARN, "sessions.overrun", "action=resync queued_events=dropped");
+		(void)ev_follow(s, false, now);
+		if (ev_follow(s, true, now) == 0)
+			ctsync_overrun(s->cs, now, s->acts);
+		/* else: sessions_tick resubscribes and then resyncs */
 	}
 	s_settle(s, now);
 }

@@ -93,6 +93,16 @@ struct sim {
 	mono_t cut_until[NODES];
 	bool workload, faults;
 	int drop_events;   /* events to lose (overrun) */
+	/* Backpressure (some seeds): kernel events wait in a bounded queue
+	 * (the event socket's buffer) and are handed to the core only while
+	 * ctsync_log_room() says the log has room, as src/io/sessions.c does;
+	 * a full queue loses events, and the driver then discards what is
+	 * queued (older than the bulk that follows) and calls ctsync_overrun. */
+	bool bp;
+	struct ctrec *evq;
+	int evq_max, evq_head, evq_n;
+	bool ev_lost;
+	long ev_deferred_max;
 	struct hist *hist;
 	struct ctsync_actions *acts;
 	struct ctsync_params params;
@@ -433,6 +443,8 @@ static void failover(struct sim *s)
 		printf("%10.4f FAILOVER n%d -> n%d\n", (double)s->now / 1e9, s->prim, to);
 	s->prim = to;
 	s->failovers++;
+	s->evq_n = 0; /* the old primary's unread events: its kernel is not the source now */
+	s->ev_lost = false;
 	for (int i = 0; i < s->n; i++) {
 		if (!s->nd[i].up)
 			continue;
@@ -478,10 +490,49 @@ static void workload_event(struct sim *s)
 	if (s->verbose > 1)
 		printf("%10.4f n%d event key %d %s %016llx\n", (double)s->now / 1e9, s->prim,
 		       id, e->present ? "upsert" : "delete", (unsigned long long)r.stable_hash);
+	if (s->bp) {
+		if (s->evq_n >= s->evq_max) {
+			s->ev_lost = true; /* the socket buffer overran */
+			return;
+		}
+		s->evq[(s->evq_head + s->evq_n) % s->evq_max] = r;
+		s->evq_n++;
+		if (s->evq_n > s->ev_deferred_max)
+			s->ev_deferred_max = s->evq_n;
+		return;
+	}
 	int rc = ctsync_local(p->cs, &r, s->now, s->acts);
 	if (rc < 0 && rc != TND_EREFUSED)
 		fail(s, "ctsync_local rejected a valid record", s->prim);
 	run_actions(s, s->prim);
+}
+
+/* The driver's event reading under backpressure (see struct sim). */
+static void ev_drain(struct sim *s)
+{
+	struct cnode *p = &s->nd[s->prim];
+	if (!s->bp || !p->up || !p->cs)
+		return;
+	if (s->ev_lost) {
+		if (s->verbose)
+			printf("%10.4f n%d event queue overran: %d queued discarded, resync\n",
+			       (double)s->now / 1e9, s->prim, s->evq_n);
+		s->evq_n = 0;
+		s->ev_lost = false;
+		s->overruns++;
+		ctsync_overrun(p->cs, s->now, s->acts);
+		run_actions(s, s->prim);
+	}
+	uint32_t low = s->params.log_msgs_max / 16 < 2 ? 2 : s->params.log_msgs_max / 16;
+	while (s->evq_n && ctsync_log_room(p->cs) >= low) {
+		struct ctrec r = s->evq[s->evq_head];
+		s->evq_head = (s->evq_head + 1) % s->evq_max;
+		s->evq_n--;
+		int rc = ctsync_local(p->cs, &r, s->now, s->acts);
+		if (rc < 0 && rc != TND_EREFUSED)
+			fail(s, "ctsync_local rejected a valid record", s->prim);
+		run_actions(s, s->prim);
+	}
 }
 
 static void check(struct sim *s)
@@ -558,6 +609,7 @@ static void step(struct sim *s)
 		for (int j = 0; j < k; j++)
 			workload_event(s);
 	}
+	ev_drain(s);
 	/* dumps */
 	for (int i = 0; i < s->n; i++)
 		if (s->nd[i].up && s->nd[i].dumping)
@@ -574,7 +626,8 @@ static void step(struct sim *s)
 	}
 	/* The primary's batch is flushed at its tick with batch_ms 0: if the
 	 * tick ran, its table as of the latest message is its kernel table. */
-	if (s->nd[s->prim].up && ctsync_next_wake(s->nd[s->prim].cs) > s->now)
+	if (s->nd[s->prim].up && ctsync_next_wake(s->nd[s->prim].cs) > s->now &&
+	    !s->evq_n && !s->ev_lost) /* and the core has seen every event */
 		record_hist(s);
 	check(s);
 }
@@ -607,7 +660,7 @@ static void faults(struct sim *s)
 				printf("%10.4f cut n%d for %lld ms\n", (double)s->now / 1e9, i,
 				       (long long)MONO_TO_MS(s->cut_until[i] - s->now));
 		}
-	} else if (r < 0.00095 && !s->drop_events) {
+	} else if (r < 0.00095 && !s->drop_events && !s->bp) {
 		/* lose the next few kernel events: flush first so the loss
 		 * falls between two messages, as the kernel reports it */
 		ctsync_tick(s->nd[s->prim].cs, s->now, s->acts);
@@ -695,6 +748,9 @@ static int run_seed(uint64_t seed, int verbose)
 	s->params.digest_interval_ms = 20 + (uint32_t)rndi(s, 300);
 	s->params.keepalive_ms = 100 + (uint32_t)rndi(s, 300);
 	s->params.retries_max = 5 + (uint32_t)rndi(s, 10);
+	s->bp = rndi(s, 2);
+	s->evq_max = rndi(s, 2) ? 8 + rndi(s, 64) : 16 + rndi(s, 2000);
+	s->evq = calloc((size_t)s->evq_max, sizeof(*s->evq));
 	s->prim = 0;
 	s->workload = s->faults = true;
 	/* the primary starts with some sessions already in its kernel */
@@ -703,9 +759,10 @@ static int run_seed(uint64_t seed, int verbose)
 	for (int i = 0; i < s->n; i++)
 		node_boot(s, i);
 	if (verbose)
-		printf("seed %llu: nodes=%d keys=%d loss=%.3f dup=%.3f rate=%.1f/ms log=%u window=%u resend=%ums\n",
+		printf("seed %llu: nodes=%d keys=%d loss=%.3f dup=%.3f rate=%.1f/ms log=%u window=%u resend=%ums backpressure=%d queue=%d\n",
 		       (unsigned long long)seed, s->n, s->keys, s->loss, s->dup, s->rate,
-		       s->params.log_msgs_max, s->params.window_msgs_max, s->params.resend_ms);
+		       s->params.log_msgs_max, s->params.window_msgs_max, s->params.resend_ms,
+		       s->bp, s->bp ? s->evq_max : 0);
 	mono_t run_for = MS_TO_MONO(3000 + rndi(s, 5000));
 	for (; s->now < run_for; s->now += MS_TO_MONO(1)) {
 		faults(s);
@@ -723,6 +780,7 @@ static int run_seed(uint64_t seed, int verbose)
 		ctsync_overrun(s->nd[s->prim].cs, s->now, s->acts);
 		run_actions(s, s->prim);
 	}
+	ev_drain(s); /* what is queued keeps flowing as the log drains (step) */
 	for (int i = 0; i < s->n; i++)
 		if (!s->nd[i].up)
 			node_boot(s, i);
@@ -746,13 +804,13 @@ static int run_seed(uint64_t seed, int verbose)
 		ctsync_status(s->nd[s->prim].cs, s->now, &st);
 		printf("seed %llu: %s primary=n%d sessions=%llu delivered=%ld dropped=%ld applied=%ld "
 		       "bulks=%ld sweeps=%ld crashes=%ld failovers=%ld overruns=%ld checks=%ld "
-		       "resent=%llu coalesced=%llu bulk_skipped=%llu healed_in=%lldms\n",
+		       "resent=%llu coalesced=%llu bulk_skipped=%llu events_deferred_max=%ld healed_in=%lldms\n",
 		       (unsigned long long)seed, s->failures ? "FAIL" : "ok", s->prim,
 		       (unsigned long long)s->nd[s->prim].kcount, s->delivered, s->dropped,
 		       s->applied, s->bulks, s->sweeps, s->crashes, s->failovers,
 		       s->overruns, s->checks, (unsigned long long)st.ctr.resent,
 		       (unsigned long long)st.ctr.coalesced,
-		       (unsigned long long)st.ctr.bulk_skipped,
+		       (unsigned long long)st.ctr.bulk_skipped, s->ev_deferred_max,
 		       (long long)MONO_TO_MS(s->now - run_for));
 	}
 	long f = s->failures;
@@ -769,6 +827,7 @@ static int run_seed(uint64_t seed, int verbose)
 	free(s->q);
 	free(s->hist);
 	free(s->acts);
+	free(s->evq);
 	free(s);
 	return f ? 1 : 0;
 }

@@ -720,6 +720,49 @@ static void test_resend_follows_rtt(void **state)
 	assert_int_equal(st.ctr.resent, resent0 + 1);
 }
 
+/* A secondary that stops answering without being declared dead is rebased
+ * once the log wraps, and then costs no table read until it answers. */
+static void test_silent_secondary_no_bulk_loop(void **state)
+{
+	sync_pair();
+	int dumps0 = H->dump_begin;
+	/* one message per 100 ms: stalled (20 resends) before the 16-slot
+	 * log wraps, as a driver's backpressure would also ensure */
+	for (int t = 0; t < 4000; t++) {
+		H->now += MS(1);
+		if (t % 100 == 0)
+			local(t / 100, 1, CTREC_UPSERT);
+		tick(0);
+		H->nq = 0; /* nothing reaches the secondary, and it says nothing */
+	}
+	assert_true(saw_event("reason=overrun"));
+	struct ctsync_status st;
+	ctsync_status(H->c[0], H->now, &st);
+	assert_int_equal(st.peers[1].state, CTS_P_WAIT);
+	assert_true(st.peers[1].stalled);
+	assert_int_equal(H->dump_begin, dumps0); /* no bulk for a silent peer */
+	/* it answers (its hello): its bulk begins */
+	H->now += MS(1000);
+	tick(1);
+	assert_int_equal(count_type(0, CTS_MSG_ACK), 1);
+	deliver_all();
+	assert_true(saw_event("answering=1"));
+	assert_int_equal(H->dump_begin, dumps0 + 1);
+	for (int t = 0; t < 40; t++) {
+		struct ctrec r;
+		mkrec(&r, t, 1, CTREC_UPSERT);
+		assert_int_equal(ctsync_bulk_rec(H->c[0], &r, H->now, H->out), 0);
+		run(0);
+		settle(1);
+	}
+	assert_int_equal(ctsync_bulk_end(H->c[0], H->now, H->out), 0);
+	run(0);
+	settle(100);
+	assert_true(ctsync_in_sync(H->c[1], H->now));
+	ctsync_status(H->c[1], H->now, &st);
+	assert_int_equal(st.count, 40);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -737,6 +780,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fast_resend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resend_follows_rtt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_silent_secondary_no_bulk_loop, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
