@@ -583,6 +583,18 @@ static int ct_nl_to_rec(const struct nlmsghdr *nlh, uint8_t op, struct ctrec *ou
 	return ct_fields_to_rec(&f, op, out) < 0 ? TND_ENOENT : 0;
 }
 
+int ct_msg_to_rec(const void *msg, size_t len, uint8_t op, struct ctrec *out)
+{
+	const struct nlmsghdr *nlh = msg;
+	/* libmnl's mnl_nlmsg_ok compares the length as a signed int, and its
+	 * attribute walk runs to the aligned end: both must fit. */
+	if ((op != CTREC_UPSERT && op != CTREC_DELETE) || len < sizeof(*nlh) ||
+	    nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > len ||
+	    (((uint64_t)nlh->nlmsg_len + 3) & ~3ULL) > len) /* not NLMSG_ALIGN: it wraps */
+		return TND_EINVAL;
+	return ct_nl_to_rec(nlh, op, out);
+}
+
 int ct_to_rec(const struct nf_conntrack *c, uint8_t op, struct ctrec *out)
 {
 	struct ct_fields f;
@@ -630,6 +642,13 @@ static int ct_fields_to_rec(struct ct_fields *f0, uint8_t op, struct ctrec *out)
 		if (tlvw_finish(&w, &len) < 0)
 			return TND_ENOSPC; /* cannot happen: the largest value is ~90 bytes */
 		out->val_len = (uint8_t)len;
+	}
+	if (op == CTREC_DELETE) {
+		/* A deletion carries the key only: its hash is the key's, as
+		 * ct_rec_hash computes it from the record, whatever else the
+		 * kernel message said. */
+		struct ct_fields k = { .fam = f.fam, .l4 = f.l4, .zone = f.zone };
+		f = k;
 	}
 	out->stable_hash = ct_fields_hash(&f, out->key, out->key_len);
 	return 0;
@@ -1381,6 +1400,9 @@ static int ct_event_one(struct ct *ct, const uint8_t *b, int len, ct_event_cb cb
 	const struct nlmsghdr *m = (const struct nlmsghdr *)b;
 	int reported = 0;
 	for (; mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len)) {
+		/* (see ct_msg_to_rec) */
+		if (m->nlmsg_len > (uint32_t)len)
+			break;
 		uint8_t type = m->nlmsg_type & 0xff;
 		uint8_t op;
 		struct ctrec r;

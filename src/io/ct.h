@@ -98,6 +98,12 @@ void ct_close(struct ct *ct);
  * for CTREC_DELETE) and stable_hash. TND_EINVAL for an entry lacking its
  * tuple or of an unsupported protocol. */
 int ct_to_rec(const struct nf_conntrack *c, uint8_t op, struct ctrec *out);
+/* The same from a ctnetlink NEW or DELETE message as the kernel sends in
+ * dumps and events (msg[0..len), one message): parsed attribute by
+ * attribute, which is how ct_dump and ct_events_read read them. TND_EINVAL
+ * for a malformed message, TND_ENOENT for an entry of an unsupported
+ * family or protocol or one that cannot be recreated. */
+int ct_msg_to_rec(const void *msg, size_t len, uint8_t op, struct ctrec *out);
 /* ct_from_rec fills a caller's object (nfct_new(), empty) from a record:
  * for UPSERT the original and reply tuples, zone, status, timeout, mark,
  * TCP state, window scales and flags, and the NAT attributes derived from
