@@ -24,14 +24,24 @@
  *
  * Per secondary the primary keeps a base (the mseq at which that
  * secondary's stream starts: the BEGIN of the bulk that brings it in), a
- * cumulative ack, a 64-message selective-ack bitmap and a send cursor;
- * at most window_msgs_max messages are in flight; after resend_ms without
- * progress it goes back to the first unacked message (skipping selectively
- * acked ones); after retries_max rounds it is "stalled" (not in sync, no
- * longer holds the log back, probed slowly). The log is a ring of
- * log_msgs_max fixed slots (bounded in bytes); closing a message into a full
- * log evicts the oldest, and any secondary that still needed it is rebased
- * and bulk-synced (reason=overrun): never silent loss. Bulk feeding only
+ * cumulative ack, a 64-message selective-ack bitmap and a send cursor.
+ * What may be in flight is a congestion window (RFC 5681, in messages,
+ * at most window_msgs_max, the secondary's reorder buffer): a loss means
+ * the path or the secondary's socket was full, so the window halves
+ * instead of resending a full window into the same full buffer. A hole
+ * with DUPTHRESH messages selectively acked beyond it is resent at once
+ * (the secondary acks immediately then); otherwise, after a resend time
+ * that follows the measured round trip (RFC 6298, at least resend_ms), the
+ * sender goes back to the first unacked message (skipping selectively
+ * acked ones) with a small window; after retries_max rounds the secondary
+ * is "stalled" (not in sync, no longer holds the log back, probed
+ * slowly). The log is a ring of log_msgs_max fixed slots (bounded in
+ * bytes); closing a message into a full log evicts the oldest, and any
+ * secondary that still needed it is rebased and bulk-synced
+ * (reason=overrun): never silent loss. A driver avoids that for a slow
+ * but progressing secondary by leaving kernel events in the kernel while
+ * ctsync_log_room() is low; a secondary rebased while stalled waits
+ * ("mute") and starts no bulk until it answers again. Bulk feeding only
  * proceeds while the log has room above a reserve kept for events, counted
  * from the slowest live secondary, so a 1M-entry dump is paced by acks
  * (ctsync_bulk_rec returns TND_ENOSPC; CTS_ACT_DUMP_RESUME follows).
@@ -1052,7 +1062,9 @@ static void bulk_start(struct ctsync *cs, struct ctsync_actions *out,
 	cs->bulk_reason = R_NONE;
 	cs->bulk_gen++;
 	cs->mgen++;
-	map_clear_lmarks(&cs->map);
+	/* No pass over the map: an lmark of an earlier bulk never equals the
+	 * new mgen, and tombstones were resolved when that bulk ended or was
+	 * abandoned. (A pass over 2M slots is tens of ms on a busy machine.) */
 	cs->bulk_active = true;
 	cs->bulk_paused = false;
 	cs->bulk_recs = 0;

@@ -36,7 +36,8 @@
  *
  * Reading the kernel table (for a bulk on the primary, for the end-of-bulk
  * sweep on a secondary) is slow, about 3 us per entry in the kernel alone:
- * done in the event loop it would stop the heartbeats. So a worker thread
+ * done in the event loop it would stop the heartbeats. So a reader thread
+ * (one for the driver's life: the loop never waits for a thread to end)
  * with its own netlink handle reads the table into chunks of records and
  * hands each over as soon as it is full (a mutex-protected list and an
  * eventfd), at most CHUNKS_MAX ahead of the loop, which bounds the memory
@@ -44,9 +45,15 @@
  * delete the first stale ones) while the kernel is still dumping the
  * rest. The loop feeds at most FEED_PER_STEP records per step. A read that
  * is no longer wanted (a newer bulk, a role change, shutdown) is stopped
- * at the next record. The worker touches nothing but its handle, its chunk
- * in progress and, under the mutex, the hand-over list; the core stays
- * single-threaded.
+ * at the next chunk. The reader touches nothing but its handle, its chunk
+ * in progress and, under the mutex, the request and hand-over list; the
+ * core stays single-threaded. Any entry point that takes longer than
+ * SLOW_CALL_MS is logged (sessions.slow).
+ *
+ * An overrun of the kernel's event buffer (ENOBUFS) is reported before
+ * the events still queued from before the loss; those are older than the
+ * table the resync reads, so the event socket is replaced (dropping them)
+ * before ctsync_overrun.
  *
  * Sync barrier (SPEC section 1, planned failover): when the election core
  * releases a group to a target it asks for a barrier; staged records are
