@@ -1,11 +1,12 @@
 /* sessions.h - session-sync driver: joins the conntrack driver (ct.h) and
  * the session-sync protocol core (core/ctsync.h) for the daemon.
  *
- * Owns: the conntrack handle and event socket, the ctsync core, the
- * transient buffer of a bulk dump, and the sync barriers asked for by the
- * election core (ACT_BARRIER). The daemon gives it the session role (who is
- * primary of the session group), peer liveness, received CTS_MSG_* packets
- * and time; it sends packets and logs through the daemon's callbacks. */
+ * Owns: the conntrack handles and event socket, the ctsync core, the
+ * table reader and kernel injector threads with their bounded buffers, and
+ * the sync barriers asked for by the election core (ACT_BARRIER). The
+ * daemon gives it the session role (who is primary of the session group),
+ * peer liveness, received CTS_MSG_* packets and time; it sends packets and
+ * logs through the daemon's callbacks. */
 #ifndef TND_SESSIONS_H
 #define TND_SESSIONS_H
 
@@ -33,12 +34,15 @@ struct sessions *sessions_open(const struct sessions_params *p, mono_t now,
 			       char *err, size_t err_len);
 void sessions_close(struct sessions *s);
 
-/* The conntrack event socket: call sessions_on_events when readable. */
+/* Readable when kernel conntrack events are to be read (an epoll
+ * descriptor of the driver's own holding the event socket while this node
+ * is the session primary and its log has room; constant for the driver's
+ * life): call sessions_on_events. */
 int sessions_events_fd(const struct sessions *s);
 void sessions_on_events(struct sessions *s, mono_t now);
 
-/* The eventfd of the table reader thread: call sessions_on_worker when
- * readable. */
+/* The eventfd of the driver's threads (the table reader, the kernel
+ * injector): call sessions_on_worker when readable. */
 int sessions_worker_fd(const struct sessions *s);
 void sessions_on_worker(struct sessions *s, mono_t now);
 
