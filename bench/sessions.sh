@@ -454,9 +454,13 @@ incremental() {
 		LAB_EXTRA_PIDS+=("$wpid")
 		lab_wait_until 5 grep -q ready "$d/watch" || bad "$impl $rate: listener not ready"
 	fi
-	# The poller: bounded by its own count of rounds.
+	# The poller: bounded by its own count of rounds. The time is taken
+	# after the count is read, so a session the poll finds was there by
+	# then (a time taken before would make a slow count read, such as
+	# conntrackd -s, look like a shorter lag).
 	(for ((k = 0; k < (SECS + DRAIN + 5) * 20; k++)); do
-		echo "$(now_ms) $($fn)"
+		v=$($fn)
+		echo "$(now_ms) $v"
 		sleep 0.05
 	done) >"$d/poll" &
 	ppid=$!
