@@ -89,9 +89,10 @@
 #define HELD_ACKS_MAX 8
 #define PREFETCH_RECS 8
 /* A call into this driver longer than this is logged (what it was, how
- * long): a loop turn must stay short, and a stall seen by the failure
- * detector (core.tilt) is then either ours, with its cause, or not. */
-#define SLOW_CALL_MS 50
+ * long; at most one line per second): a loop turn must stay short, and a
+ * stall seen by the failure detector (core.tilt) is then either ours,
+ * with its cause, or not. */
+#define SLOW_CALL_MS 20
 
 enum dump_kind { DK_NONE, DK_BULK, DK_SWEEP };
 
@@ -162,6 +163,7 @@ struct sessions {
 	int epfd;              /* sessions_events_fd() */
 	bool ev_open, ev_armed, ev_failed;
 	mono_t ev_retry_at;    /* after a failed subscription */
+	mono_t slow_logged;    /* last sessions.slow line (CLOCK_MONOTONIC) */
 	/* kernel writes */
 	struct injector inj;
 	int n_held;
@@ -212,8 +214,9 @@ static uint64_t inj_done(struct sessions *s, uint64_t *produced);
 
 static void slow_check(struct sessions *s, const char *what, mono_t t0)
 {
-	mono_t d = wall_mono() - t0;
-	if (d > MS_TO_MONO(SLOW_CALL_MS)) {
+	mono_t t1 = wall_mono(), d = t1 - t0;
+	if (d > MS_TO_MONO(SLOW_CALL_MS) && t1 - s->slow_logged >= MS_TO_MONO(1000)) {
+		s->slow_logged = t1;
 		uint64_t produced, done = inj_done(s, &produced);
 		s_log(s, LVL_WARN, "sessions.slow", "call=%s ms=%lld feeding=%d ring=%llu",
 		      what, (long long)MONO_TO_MS(d), (int)s->feeding,
@@ -243,10 +246,13 @@ static void chunks_free(struct chunk *c)
 
 /* ---- threads ------------------------------------------------------------------ */
 
-/* The reader and the injector do bulk work: they run at the normal
- * priority even if the daemon raises its loop's (real-time scheduling,
- * as HA daemons do so a busy machine cannot delay heartbeats), which
- * threads would otherwise inherit. */
+/* The reader and the injector do bulk work. They run SCHED_BATCH: the
+ * same share of the CPU as normal threads, but a waking batch thread does
+ * not preempt a running one, while the loop, waking for a heartbeat,
+ * preempts them (on a busy machine the loop otherwise waits for its turn
+ * behind the bulk threads; tens of milliseconds were seen). Set
+ * explicitly, so that a daemon raising its loop to real-time scheduling
+ * (as HA daemons do for heartbeats) does not make them real-time too. */
 static int thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t at;
@@ -260,6 +266,14 @@ static int thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
 	e = pthread_create(th, &at, fn, arg);
 	pthread_attr_destroy(&at);
 	return e;
+}
+
+/* First thing in each bulk thread (glibc's thread attributes do not take
+ * SCHED_BATCH; the system call does, per thread). */
+static void thread_batch(void)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	(void)sched_setscheduler(0, SCHED_BATCH, &sp); /* a hint: ignore refusal */
 }
 
 /* ---- the worker thread ---------------------------------------------------- */
@@ -332,6 +346,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	uint64_t one = 1;
+	thread_batch();
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (!w->req && !w->quit)
@@ -467,6 +482,7 @@ static void *injector_main(void *arg)
 {
 	struct injector *j = arg;
 	uint64_t one = 1;
+	thread_batch();
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
 		while (j->done == j->produced && !j->stop) {
