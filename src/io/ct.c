@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@
 /* Receive buffer of the request socket: room for an error reply to every
  * request of a chunk (each is its own small skb) with margin. */
 #define CT_REQ_RCVBUF_BYTES (4 * 1024 * 1024)
+#define CT_REQ_TIMEOUT_S 10
 
 /* A queued record and where its injection stands (ct_flush). */
 struct ct_pend {
@@ -763,6 +765,11 @@ static struct mnl_socket *ct_req_socket(void)
 		return NULL;
 	fd = mnl_socket_get_fd(s);
 	(void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	/* The kernel answers every request; should an answer never come (a
+	 * request it stopped parsing at), a flush fails after this instead
+	 * of holding its thread forever. Dumps are produced inside recv. */
+	struct timeval tv = { .tv_sec = CT_REQ_TIMEOUT_S };
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0) {
