@@ -461,7 +461,8 @@ static const char *type_name(mode_t t)
 	return "of an unknown type";
 }
 
-/* Read a whole small entry (MANIFEST, MANIFEST.sig) into buf. */
+/* Read a whole small entry (MANIFEST, MANIFEST.sig) into buf, which must
+ * hold max + 1 bytes: one byte past the limit tells "too long". */
 static int read_small_entry(struct reader *rd, struct archive_entry *e, const char *name,
 			    size_t min, size_t max, char *buf, size_t *len)
 {
@@ -755,7 +756,7 @@ static int image_read(const char *file, const struct image_keyring *kr, const ch
 			     .why = why, .why_len = why_len };
 	struct archive_entry *e;
 	char *json = NULL;
-	char sigtxt[IMAGE_SIG_LEN + 1];
+	char sigtxt[IMAGE_SIG_LEN + 64 + 1]; /* read_small_entry writes up to max + 1 */
 	uint8_t sig[64], sig_id[MANIFEST_KEY_ID_LEN];
 	char hx[2 * MANIFEST_KEY_ID_LEN + 1], hy[2 * MANIFEST_KEY_ID_LEN + 1];
 	char mwhy[400];
