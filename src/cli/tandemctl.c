@@ -336,7 +336,12 @@ int main(int argc, char **argv)
 		return image_cli_run(n - 1, args + 1, opt_json);
 	if (strcmp(cmd, "image") == 0 && imagecmd_handles(n - 1, args + 1))
 		return imagecmd_run(sock, opt_json, n - 1, args + 1);
-	if (strcmp(cmd, "image") == 0 || strcmp(cmd, "upgrade") == 0) {
+	if (strcmp(cmd, "image") == 0) {
+		fprintf(stderr, "tandemctl: image needs one of: keygen, build, verify, list, install, "
+			"activate (see tandemctl --help)\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "upgrade") == 0) {
 		fprintf(stderr, "tandemctl: '%s' is not implemented yet in this version\n", cmd);
 		return EXIT_USAGE;
 	}
