@@ -1,5 +1,6 @@
 /* cfgbackup.c - configuration backup files; see cfgbackup.h. */
 #include "cfgbackup.h"
+#include "../io/state.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -228,19 +229,6 @@ int cfgbackup_read(const char *path, struct cfgbackup *b, char *why, size_t why_
 	return r;
 }
 
-/* fsync the directory holding `path`, so a rename in it is durable. */
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r;
-
-	if (fd < 0)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
-}
-
 int cfgbackup_write(const char *path, const char *text, size_t len, bool replace,
 		    char *why, size_t why_len)
 {
@@ -309,7 +297,7 @@ int cfgbackup_write(const char *path, const char *text, size_t len, bool replace
 		why_set(why, why_len, TND_EIO, "rename: %s", strerror(errno));
 		goto fail;
 	}
-	if (sync_dir(dir) != 0)
+	if (state_fsync_dir(dir) != 0)
 		return why_set(why, why_len, TND_EIO, "written, but fsync of %s failed: %s", dir,
 			       strerror(errno));
 	return 0;

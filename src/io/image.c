@@ -30,6 +30,7 @@
 #include <sodium.h>
 
 #include "image.h"
+#include "state.h"
 
 extern char **environ;
 
@@ -114,22 +115,6 @@ static int hex_line(const char *s, uint8_t *out, size_t n)
 	return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The directory part of a path ("." when there is none). */
 static void dir_of(const char *path, char *out, size_t len)
 {
@@ -141,18 +126,6 @@ static void dir_of(const char *path, char *out, size_t len)
 		snprintf(out, len, "/");
 	else
 		snprintf(out, len, "%.*s", (int)(slash - path), path);
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r;
-
-	if (fd < 0)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
 }
 
 /* --- keys -------------------------------------------------------------- */
@@ -220,7 +193,7 @@ static int write_new_file(const char *path, const char *text, mode_t mode, char 
 	if (fd < 0)
 		return tnd_refuse(why, why_len, TND_ESYS, "cannot create a file beside %s: %s", path,
 				  strerror(errno));
-	if (fchmod(fd, mode) != 0 || write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
+	if (fchmod(fd, mode) != 0 || state_write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
 		e = errno;
 		close(fd);
 		unlink(tmp);
@@ -275,7 +248,7 @@ int image_keygen(const char *key_path, char *why, size_t why_len)
 		return r;
 	}
 	dir_of(key_path, dir, sizeof dir);
-	if (fsync_dir(dir) != 0) {
+	if (state_fsync_dir(dir) != 0) {
 		int e = errno;
 		unlink(pub_path);
 		unlink(key_path);
@@ -600,7 +573,7 @@ static int read_file_entry(struct reader *rd, const struct manifest_file *f)
 			goto out;
 		}
 		crypto_generichash_update(&h, (const uint8_t *)buf, (size_t)n);
-		if (out >= 0 && write_all(out, buf, (size_t)n) != 0) {
+		if (out >= 0 && state_write_all(out, buf, (size_t)n) != 0) {
 			r = write_refuse(rd, errno, "writing", f->path, got, f->size);
 			goto out;
 		}
@@ -925,7 +898,7 @@ static int image_read(const char *file, const struct image_keyring *kr, const ch
 		}
 		char parent[TND_PATH_MAX * 2];
 		dir_of(dest, parent, sizeof parent);
-		if (fsync_dir(parent) != 0) {
+		if (state_fsync_dir(parent) != 0) {
 			r = write_refuse(&rd, errno, "syncing the directory of", dest, 0, 0);
 			goto out;
 		}
@@ -1410,7 +1383,7 @@ int image_build_ex(const struct image_build_opts *o, char *why, size_t why_len)
 	}
 	tmp[0] = '\0';
 	dir_of(o->out_file, dir, sizeof dir);
-	if (fsync_dir(dir) != 0) {
+	if (state_fsync_dir(dir) != 0) {
 		r = tnd_refuse(why, why_len, TND_EIO, "cannot sync %s: %s", dir, strerror(errno));
 		goto out;
 	}

@@ -110,22 +110,6 @@ int slots_save(const char *dir, const struct boot_state *b)
 
 /* --- files ------------------------------------------------------------------ */
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Copy src to dst (created, mode), fsync'd. TND_ESYS with errno, and a
  * sentence in why. */
 static int copy_file(const char *src, const char *dst, mode_t mode, char *why, size_t why_len)
@@ -158,7 +142,7 @@ static int copy_file(const char *src, const char *dst, mode_t mode, char *why, s
 		}
 		if (n == 0)
 			break;
-		if (write_all(out, buf, (size_t)n) != 0) {
+		if (state_write_all(out, buf, (size_t)n) != 0) {
 			e = errno;
 			tnd_refuse(why, why_len, 0, "cannot write %s: %s", dst, strerror(e));
 			goto fail;

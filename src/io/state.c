@@ -71,7 +71,7 @@ int state_dir_open(const char *dir, int *lock_fd)
 	return 0;
 }
 
-static int fsync_dir(const char *dir)
+int state_fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int r;
@@ -81,6 +81,22 @@ static int fsync_dir(const char *dir)
 	r = fsync(fd);
 	close(fd);
 	return r == 0 ? 0 : TND_ESYS;
+}
+
+int state_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return TND_ESYS;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }
 
 int state_write_atomic(const char *dir, const char *name, const void *data,
@@ -117,7 +133,7 @@ int state_write_atomic(const char *dir, const char *name, const void *data,
 	fd = -1;
 	if (rename(tmp, dst) != 0)
 		goto fail;
-	return fsync_dir(dir);
+	return state_fsync_dir(dir);
 fail:
 	e = errno;
 	if (fd >= 0)

@@ -19,6 +19,13 @@
  * another process holds it; TND_ESYS otherwise (errno kept). */
 int state_dir_open(const char *dir, int *lock_fd);
 
+/* Write all n bytes to fd (retrying short writes and EINTR); 0 or
+ * TND_ESYS with errno kept. */
+int state_write_all(int fd, const void *p, size_t n);
+/* fsync a directory, so a rename or create in it is durable; 0 or
+ * TND_ESYS with errno kept. */
+int state_fsync_dir(const char *dir);
+
 /* Replace DIR/name with `data` atomically and durably. */
 int state_write_atomic(const char *dir, const char *name, const void *data,
 		       size_t len);

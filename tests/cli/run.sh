@@ -58,7 +58,7 @@ fi
 mkdir -p "$B/tests/cli"
 TEST_CLI=$B/tests/cli/test_cli
 # shellcheck disable=SC2086
-if cc $CFLAGS tests/cli/test_cli.c src/cli/linediff.c src/cli/cfgbackup.c "$B/libcore.a" \
+if cc $CFLAGS tests/cli/test_cli.c src/cli/linediff.c src/cli/cfgbackup.c "$B/libio.a" "$B/libcore.a" \
 	$(pkg-config --libs $PKGS) -o "$TEST_CLI"; then
 	ok
 	if "$TEST_CLI"; then ok; else bad "test_cli"; fi

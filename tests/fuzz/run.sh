@@ -21,7 +21,7 @@ for src in tests/fuzz/fuzz_*.c; do
 	case "$short" in
 	netlink) extra="src/io/nl.c" ;;
 	ctrec) extra="src/io/ct.c $(pkg-config --libs libnetfilter_conntrack)" ;;
-	image) extra="src/io/image.c $(pkg-config --libs libarchive)" ;;
+	image) extra="src/io/image.c src/io/state.c $(pkg-config --libs libarchive)" ;;
 	esac
 	echo "== fuzz $short: build"
 	# shellcheck disable=SC2086
