@@ -184,6 +184,7 @@ struct node {
 	mono_t iface_grace_until; /* see group.fresh_monitors */
 	bool hb_now, shutdown, tilt;
 	bool sync_gate, synced;
+	bool preempt_all_suspended; /* node_suspend_preempt(): groups added later too */
 	uint8_t sync_group_id;
 	mono_t barrier_timeout;
 	mono_t tilt_until;
@@ -1027,7 +1028,7 @@ static void eval_primary(struct node *n, struct actions *out, int gi,
 		release(n, out, gi, best, "manual_failover");
 		return;
 	}
-	if (!g->gc->preempt || g->preempt_suspended ||
+	if (!g->gc->preempt || g->preempt_suspended || n->preempt_all_suspended ||
 	    (n->manual[gi].ver && n->manual[gi].value != TND_NO_NODE)) {
 		g->better = TND_NO_NODE;
 		return;
@@ -1452,6 +1453,13 @@ static const char *cannot_take(const struct node *n, int gi, int x, char *buf,
 	return NULL;
 }
 
+void node_suspend_preempt(struct node *n, bool on)
+{
+	n->preempt_all_suspended = on;
+	for (int gi = 0; gi < n->conf->n_groups; gi++)
+		n->groups[gi].preempt_suspended = on;
+}
+
 int node_admin(struct node *n, const struct admin_req *req, mono_t now,
 	       struct actions *out, char *why, size_t why_len)
 {
@@ -1592,7 +1600,7 @@ void node_status(const struct node *n, mono_t now, struct node_status *out)
 		gs->since = g->since;
 		gs->epoch = g->epoch;
 		gs->primary = g->state == G_PRIMARY ? n->self : g->primary;
-		gs->preempt_suspended = g->preempt_suspended;
+		gs->preempt_suspended = g->preempt_suspended || n->preempt_all_suspended;
 		gs->grant_held = g->grant_held && g->handoff_to != TND_NO_NODE;
 	}
 	if (n->tilt && out->n_alarms < 8)

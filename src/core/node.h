@@ -209,6 +209,11 @@ struct admin_req {
 int node_admin(struct node *n, const struct admin_req *req, mono_t now,
 	       struct actions *out, char *why, size_t why_len);
 
+/* Suspend (or restore) preemption in every group: while an in-service
+ * upgrade runs, groups stay where the upgrade puts them (SPEC section 5
+ * step 2). Idempotent. A group that becomes vacant is still elected. */
+void node_suspend_preempt(struct node *n, bool on);
+
 /* Read-only view for status output and the simulator's checks. */
 struct node_group_status {
 	uint8_t id;

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/sched.h>
+#include <sodium.h>
 
 #ifndef P_PIDFD
 #define P_PIDFD 3 /* waitid(2), Linux 5.4 */
@@ -825,6 +826,145 @@ static int helper_check(const char *dir, const char *version, const char *conf)
 	return answer(json_pack("{s:b,s:s}", "ok", 1, "version", version));
 }
 
+/* The pre-check of an upgrade image (SPEC section 5 step 1), which
+ * changes nothing the node runs: verify the image against the trusted
+ * keys, extract it into a scratch directory to run its tandemd's
+ * --check-config on the running configuration, remove the scratch. With
+ * import = "1", the image is then also copied to STATE_DIR/images/
+ * <BLAKE2b-256 hex>.img (tmp, fsync, rename, fsync of the directory),
+ * where the image transfer serves it to the other nodes. The answer names
+ * an image problem by its upgrade error code: E_IMAGE_MISSING,
+ * E_IMAGE_UNSIGNED, E_IMAGE_UNTRUSTED, E_IMAGE_CORRUPT. */
+static int image_code(int r, const char *why)
+{
+	(void)r;
+	if (strstr(why, "is not signed"))
+		return 1;
+	if (strstr(why, "not trusted"))
+		return 2;
+	return 3;
+}
+
+static int import_image(const char *dir, const char *image, char *hex, size_t hex_len,
+			char *why, size_t why_len)
+{
+	char idir[TND_PATH_MAX + 16], tmp[TND_PATH_MAX + 120], dst[TND_PATH_MAX + 120];
+	uint8_t buf[COPY_BUF_BYTES], digest[32];
+	crypto_generichash_state h;
+	int in, out;
+	ssize_t n;
+
+	snprintf(idir, sizeof idir, "%s/images", dir);
+	if (mkdir(idir, 0700) != 0 && errno != EEXIST) {
+		snprintf(why, why_len, "cannot create %s: %s", idir, strerror(errno));
+		return TND_ESYS;
+	}
+	in = open(image, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		snprintf(why, why_len, "cannot read %s: %s", image, strerror(errno));
+		return TND_ESYS;
+	}
+	snprintf(tmp, sizeof tmp, "%s/.import-%d", idir, (int)getpid());
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0) {
+		snprintf(why, why_len, "cannot create %s: %s", tmp, strerror(errno));
+		close(in);
+		return TND_ESYS;
+	}
+	crypto_generichash_init(&h, NULL, 0, sizeof digest);
+	while ((n = read(in, buf, sizeof buf)) > 0) {
+		crypto_generichash_update(&h, buf, (unsigned long long)n);
+		if (state_write_all(out, buf, (size_t)n) != 0) {
+			snprintf(why, why_len, "cannot write %s: %s", tmp, strerror(errno));
+			n = -1;
+			break;
+		}
+	}
+	if (n == 0 && fsync(out) != 0) {
+		snprintf(why, why_len, "cannot fsync %s: %s", tmp, strerror(errno));
+		n = -1;
+	} else if (n < 0 && !why[0]) {
+		snprintf(why, why_len, "cannot read %s: %s", image, strerror(errno));
+	}
+	close(in);
+	if (close(out) != 0 && n == 0) {
+		snprintf(why, why_len, "cannot write %s: %s", tmp, strerror(errno));
+		n = -1;
+	}
+	if (n < 0) {
+		(void)unlink(tmp);
+		return TND_ESYS;
+	}
+	crypto_generichash_final(&h, digest, sizeof digest);
+	tnd_hex(digest, sizeof digest, hex);
+	(void)hex_len;
+	snprintf(dst, sizeof dst, "%s/%s.img", idir, hex);
+	if (rename(tmp, dst) != 0 || state_fsync_dir(idir) != 0) {
+		snprintf(why, why_len, "cannot rename %s: %s", tmp, strerror(errno));
+		(void)unlink(tmp);
+		return TND_ESYS;
+	}
+	return 0;
+}
+
+static int helper_precheck(const char *dir, const char *image, const char *keys, const char *conf,
+			   bool import)
+{
+	static const char *const codes[] = { "", "E_IMAGE_UNSIGNED", "E_IMAGE_UNTRUSTED", "E_IMAGE_CORRUPT" };
+	char why[1024], vdir[TND_PATH_MAX + 64], tmp[TND_PATH_MAX + 96], bin[TND_PATH_MAX + 128];
+	char cwhy[1024] = "", hex[2 * 32 + 1] = "";
+	struct image_keyring *kr = NULL;
+	struct manifest *m;
+	struct stat st;
+	bool config_ok;
+	json_t *o;
+	int r;
+
+	if (stat(image, &st) != 0 || !S_ISREG(st.st_mode))
+		return answer(json_pack("{s:b,s:s,s:s,s:s}", "ok", 0, "code", "failed", "image_code",
+					"E_IMAGE_MISSING", "error", st.st_mode && !S_ISREG(st.st_mode) ?
+					"the image is not a regular file" : strerror(errno)));
+	if (versions_dir(dir, vdir, sizeof vdir) != 0)
+		return refuse("failed", "cannot create %s/%s: %s", dir, SLOTS_VERSIONS_DIR, strerror(errno));
+	r = image_keyring_load(keys, &kr, why, sizeof why);
+	if (r != 0)
+		return answer(json_pack("{s:b,s:s,s:s,s:s}", "ok", 0, "code", "failed", "image_code",
+					"E_IMAGE_UNTRUSTED", "error", why));
+	m = calloc(1, sizeof *m);
+	if (!m) {
+		image_keyring_free(kr);
+		return refuse("failed", "out of memory");
+	}
+	snprintf(tmp, sizeof tmp, "%s/.precheck-%d", vdir, (int)getpid());
+	(void)slots_rmtree(tmp);
+	r = image_extract(image, kr, tmp, m, why, sizeof why);
+	image_keyring_free(kr);
+	if (r == TND_EINVAL || r == TND_EAUTH) {
+		free(m);
+		return answer(json_pack("{s:b,s:s,s:s,s:s}", "ok", 0, "code", "invalid", "image_code",
+					codes[r == TND_EINVAL ? 3 : image_code(r, why)], "error", why));
+	}
+	if (r != 0) {
+		free(m);
+		return refuse("failed", "%s", why);
+	}
+	snprintf(bin, sizeof bin, "%s/bin/tandemd", tmp);
+	config_ok = slots_check_config(bin, conf, cwhy, sizeof cwhy) == 0;
+	(void)slots_rmtree(tmp);
+	if (import && import_image(dir, image, hex, sizeof hex, why, sizeof why) != 0) {
+		free(m);
+		return refuse("failed", "%s", why);
+	}
+	o = json_pack("{s:b,s:s,s:s,s:i,s:i,s:I,s:b,s:s}", "ok", 1, "version", m->version,
+		      "min_upgrade_from", m->min_upgrade_from, "proto_min", m->proto_min,
+		      "proto_max", m->proto_max, "bytes", (json_int_t)st.st_size,
+		      "config_ok", config_ok, "config_message", cwhy);
+	if (hex[0])
+		json_object_set_new(o, "digest", json_string(hex));
+	free(m);
+	return answer(o);
+}
+
 int slots_helper_main(int argc, char **argv)
 {
 	/* A helper outliving its daemon would go on writing into a state
@@ -838,6 +978,9 @@ int slots_helper_main(int argc, char **argv)
 		return helper_install(argv[3], argv[4], argv[5], argv[6]);
 	if (argc == 6 && strcmp(argv[2], "check") == 0)
 		return helper_check(argv[3], argv[4], argv[5]);
-	return refuse("usage", "usage: tandemd %s install DIR IMAGE KEYS CONF | check DIR VERSION CONF",
+	if (argc == 8 && strcmp(argv[2], "precheck") == 0)
+		return helper_precheck(argv[3], argv[4], argv[5], argv[6], strcmp(argv[7], "1") == 0);
+	return refuse("usage", "usage: tandemd %s install DIR IMAGE KEYS CONF | check DIR VERSION CONF | "
+		      "precheck DIR IMAGE KEYS CONF IMPORT",
 		      SLOTS_HELPER_ARG);
 }

@@ -105,6 +105,9 @@ int slots_rmtree(const char *path);
 /* Start the helper: `/proc/self/exe --image-install-helper OP ARGS...`
  *   install STATE_DIR IMAGE TRUSTED_KEYS_DIR CHECK_CONF
  *   check   STATE_DIR VERSION CHECK_CONF
+ *   precheck STATE_DIR IMAGE TRUSTED_KEYS_DIR CHECK_CONF IMPORT(0|1)
+ *           verify, extract to a scratch dir, --check-config, remove it;
+ *           with IMPORT=1 also copy the image to STATE_DIR/images/<hex>.img
  * with its stdout on *out_fd (non-blocking, close-on-exec) and its end
  * on *pidfd (readable once it exited). */
 int slots_helper_spawn(char *const args[], pid_t *pid, int *pidfd, int *out_fd);
