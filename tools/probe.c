@@ -13,12 +13,16 @@
  *       optionally more UDP flows from their own source ports at a low rate
  *       each, N long-lived TCP connections that each exchange a small
  *       message every interval, optionally a new TCP connection every M ms;
- *       then one report (key=value lines or JSON).
+ *       then one report (key=value lines or JSON); with --events FILE also
+ *       a log of what happened when, as JSON lines stamped with the wall
+ *       clock, so another program can lay it over its own timeline
+ *       (`tandemctl upgrade report --probe-log FILE`).
  *
  * Standalone on purpose: it links no project library, so a bug in Tandem
  * cannot hide itself from the tool that measures it. Time is CLOCK_MONOTONIC
- * only; every load is bounded by the duration and every table by a named
- * bound. TCP and UDP follow RFC 9293 and RFC 768 as implemented by the
+ * for every measurement; CLOCK_REALTIME is read only to stamp the events
+ * log, which is compared with other programs' logs. Every load is bounded by
+ * the duration and every table by a named bound. TCP and UDP follow RFC 9293 and RFC 768 as implemented by the
  * kernel; the probe adds only its own 32-byte TCP frame and a UDP payload
  * carrying a sequence number and the send time.
  */
@@ -31,6 +35,7 @@
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +85,9 @@
 #define PROBE_FLOW_SEND_BURST_MAX 1024 /* extra-flow datagrams sent per wake-up when catching up */
 #define PROBE_FLOW_RX_BURST_MAX 16     /* datagrams read from one flow's socket per wake-up */
 #define PROBE_FLOW_ALIVE_MS 1000       /* an alive flow had an echo this close to the end of the load */
+#define PROBE_EVENT_GAP_MS 5           /* --events: UDP gaps longer than this are logged */
+#define PROBE_EVENT_LINE_MAX 512       /* one event line, summary excepted */
+#define PROBE_EVENTS_FILE_BYTES_MAX (4u << 20) /* events past this are counted, not written */
 
 #define PROBE_MAGIC_UDP 0x54505544u /* "TPUD" */
 #define PROBE_MAGIC_TCP 0x54505443u /* "TPTC" */
@@ -697,6 +705,7 @@ struct probe_ll {
 	uint32_t ev; /* epoll interest in force */
 	bool established;
 	bool echoed; /* at least one echo came back */
+	bool lost_logged; /* its conn_lost event is in the events log */
 	int64_t start_ns;
 	int64_t last_echo_ns;
 	uint64_t write_seq; /* frames queued */
@@ -742,7 +751,7 @@ struct probe_flow {
 };
 
 struct probe_client_opts {
-	const char *target_s, *bind_s, *ready_file;
+	const char *target_s, *bind_s, *ready_file, *events_file;
 	long long port, duration_ms, udp_hz, udp_len, tcp, tcp_interval_ms, tcp_timeout_ms;
 	long long connect_timeout_ms, new_every_ms, new_timeout_ms, drain_ms, udp_flows, udp_flow_hz;
 	double gaps_over_ms; /* < 0: not asked */
@@ -756,6 +765,11 @@ struct probe_client {
 	int ep, udp_fd, sig_fd;
 	int64_t t0, end_ns, drain_end_ns, hard_end_ns, next_check_ns, ready_ns;
 	bool loading, interrupted, unreach_checked, realtime;
+
+	/* --events: the log, lines written and left out past the bound */
+	FILE *ev;
+	uint64_t ev_bytes, ev_lines, ev_dropped, ev_errors;
+	bool ev_dirty;
 
 	/* UDP stream */
 	uint64_t udp_total, udp_sent, udp_send_errors, udp_received, udp_dup, udp_late, udp_bad;
@@ -800,6 +814,67 @@ struct probe_client {
 static uint64_t probe_key(uint64_t type, uint32_t gen, uint32_t idx)
 {
 	return type << 60 | (uint64_t)(gen & 0x0fffffffu) << 32 | idx;
+}
+
+static int64_t probe_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / PROBE_NS_PER_MS;
+}
+
+/* The wall-clock time of a past monotonic instant `then`: the wall clock
+ * now, less the monotonic time elapsed since. */
+static int64_t probe_wall_at(int64_t then, int64_t now)
+{
+	return probe_wall_ms() - (now - then) / PROBE_NS_PER_MS;
+}
+
+/* One line of the events log, {"t_ms":T,"kind":"K"<extra>}, where `fmt`
+ * makes the extra keys (empty, or starting with a comma; only numbers,
+ * booleans and errno or reason names, which need no escaping). Lines past
+ * PROBE_EVENTS_FILE_BYTES_MAX are counted, not written: the log of a long
+ * outage stays bounded and its summary says what was left out. */
+__attribute__((format(printf, 4, 5))) static void probe_event(struct probe_client *c, int64_t t_ms,
+							       const char *kind, const char *fmt, ...)
+{
+	char line[PROBE_EVENT_LINE_MAX], extra[PROBE_EVENT_LINE_MAX];
+	va_list ap;
+	int n = 0;
+
+	if (!c->ev)
+		return;
+	extra[0] = '\0';
+	if (fmt) {
+		va_start(ap, fmt);
+		n = vsnprintf(extra, sizeof(extra), fmt, ap);
+		va_end(ap);
+	}
+	if (n >= 0 && (size_t)n < sizeof(extra))
+		n = snprintf(line, sizeof(line), "{\"t_ms\":%" PRId64 ",\"kind\":\"%s\"%s}\n", t_ms, kind, extra);
+	/* A truncated line would not be JSON: left out and counted. */
+	if (n < 0 || (size_t)n >= sizeof(line) || c->ev_bytes + (uint64_t)n > PROBE_EVENTS_FILE_BYTES_MAX) {
+		c->ev_dropped++;
+		return;
+	}
+	if (fwrite(line, 1, (size_t)n, c->ev) != (size_t)n) {
+		c->ev_errors++;
+		return;
+	}
+	c->ev_bytes += (uint64_t)n;
+	c->ev_lines++;
+	c->ev_dirty = true;
+}
+
+/* A long-lived connection is lost (once per connection in the log). */
+static void probe_event_lost(struct probe_client *c, struct probe_ll *l, int64_t t_ms, const char *why)
+{
+	if (l->lost_logged)
+		return;
+	l->lost_logged = true;
+	probe_event(c, t_ms, "conn_lost", ",\"id\":%u,\"why\":\"%s\",\"established\":%s", l->id, why,
+		    l->established ? "true" : "false");
 }
 
 static void probe_reason_add(struct probe_reason *t, const char *what)
@@ -918,15 +993,19 @@ static void probe_ll_set_ev(struct probe_client *c, struct probe_ll *l, uint32_t
  * an errno name or a fixed reason. */
 static void probe_ll_end(struct probe_client *c, struct probe_ll *l, int err, const char *why)
 {
+	int64_t wall = c->ev ? probe_wall_ms() : 0;
+
 	if (l->state == PROBE_LL_CONNECTING)
 		c->tcp_connect_failed++;
 	if (err == ECONNRESET || err == EPIPE) {
 		l->state = PROBE_LL_RESET;
 		c->tcp_resets++;
+		probe_event(c, wall, "reset", ",\"conn\":\"long\",\"id\":%u", l->id);
 	} else {
 		l->state = PROBE_LL_FAILED;
 	}
 	l->why = why ? why : probe_errname(err);
+	probe_event_lost(c, l, wall, l->why);
 	if (l->fd >= 0) {
 		close(l->fd);
 		l->fd = -1;
@@ -1029,6 +1108,7 @@ static void probe_ll_read(struct probe_client *c, struct probe_ll *l)
 			 * socket: the next write tells a half-closed peer from a
 			 * vanished one, which answers with a reset. */
 			l->state = PROBE_LL_PEER_CLOSED;
+			probe_event_lost(c, l, c->ev ? probe_wall_ms() : 0, "peer_closed");
 			probe_ll_set_ev(c, l, l->ev & ~(uint32_t)EPOLLIN);
 			return;
 		}
@@ -1113,12 +1193,19 @@ static void probe_new_end(struct probe_client *c, struct probe_new *nw, int err,
 		} else if (err == ECONNRESET || err == EPIPE) {
 			c->new_resets++;
 			c->tcp_resets++;
+			probe_event(c, c->ev ? probe_wall_ms() : 0, "reset", ",\"conn\":\"new\",\"seq\":%" PRIu64,
+				    nw->seq);
 		} else if (err == ETIMEDOUT || (why && strcmp(why, "timeout") == 0)) {
 			c->new_timeouts++;
 		} else {
 			c->new_other++;
 		}
 		probe_reason_add(c->new_why, why ? why : probe_errname(err));
+		/* Stamped when it was given up on (a timeout: seconds after
+		 * the attempt), with the attempt's own time beside. */
+		if (c->ev)
+			probe_event(c, probe_wall_ms(), "new_fail", ",\"seq\":%" PRIu64 ",\"why\":\"%s\",\"attempt_t_ms\":%" PRId64,
+				    nw->seq, why ? why : probe_errname(err), probe_wall_at(nw->start_ns, now));
 	}
 	if (nw->fd >= 0)
 		close(nw->fd);
@@ -1141,6 +1228,8 @@ static void probe_new_start(struct probe_client *c, int64_t now)
 		 * counted rather than queued if it ever does. */
 		c->new_other++;
 		probe_reason_add(c->new_why, "no_slot");
+		probe_event(c, c->ev ? probe_wall_ms() : 0, "new_fail", ",\"seq\":%" PRIu64 ",\"why\":\"no_slot\"",
+			    c->new_attempted);
 		return;
 	}
 	idx = c->nw_free[--c->nw_free_n];
@@ -1334,6 +1423,8 @@ static void probe_udp_receive(struct probe_client *c)
 				c->udp_ready_max_gap = gap;
 				c->udp_ready_max_gap_start = c->udp_last_rx - c->t0;
 			}
+			if (c->ev && probe_ms(gap) > PROBE_EVENT_GAP_MS)
+				probe_event(c, probe_wall_at(c->udp_last_rx, now), "gap", ",\"ms\":%.1f", probe_ms(gap));
 			if (c->o.gaps_over_ms >= 0 && probe_ms(gap) > c->o.gaps_over_ms) {
 				if (c->gaps_n < PROBE_GAPS_MAX) {
 					c->gaps[c->gaps_n].start_ns = c->udp_last_rx - c->t0;
@@ -1567,6 +1658,7 @@ static bool probe_client_unreachable(const struct probe_client *c)
 /* ---- report */
 
 struct probe_out {
+	FILE *f;
 	bool json;
 	bool first;
 };
@@ -1574,9 +1666,9 @@ struct probe_out {
 static void probe_out_key(struct probe_out *o, const char *key)
 {
 	if (o->json)
-		printf("%s\"%s\":", o->first ? "" : ",", key);
+		fprintf(o->f, "%s\"%s\":", o->first ? "" : ",", key);
 	else
-		printf("%s%s=", o->first ? "" : " ", key);
+		fprintf(o->f, "%s%s=", o->first ? "" : " ", key);
 	o->first = false;
 }
 
@@ -1585,46 +1677,46 @@ static void probe_out_group(struct probe_out *o, const char *name)
 	if (o->json)
 		return;
 	if (!o->first)
-		printf("\n");
-	printf("%s ", name);
+		fprintf(o->f, "\n");
+	fprintf(o->f, "%s ", name);
 	o->first = true;
 }
 
 static void probe_out_u64(struct probe_out *o, const char *key, uint64_t v)
 {
 	probe_out_key(o, key);
-	printf("%" PRIu64, v);
+	fprintf(o->f, "%" PRIu64, v);
 }
 
 static void probe_out_i64(struct probe_out *o, const char *key, int64_t v)
 {
 	probe_out_key(o, key);
-	printf("%" PRId64, v);
+	fprintf(o->f, "%" PRId64, v);
 }
 
 static void probe_out_ms(struct probe_out *o, const char *key, int64_t ns)
 {
 	probe_out_key(o, key);
-	printf("%.1f", probe_ms(ns));
+	fprintf(o->f, "%.1f", probe_ms(ns));
 }
 
 static void probe_out_real(struct probe_out *o, const char *key, double v, int decimals)
 {
 	probe_out_key(o, key);
-	printf("%.*f", decimals, v);
+	fprintf(o->f, "%.*f", decimals, v);
 }
 
 static void probe_out_str(struct probe_out *o, const char *key, const char *s)
 {
 	probe_out_key(o, key);
 	/* Only addresses and errno names come here: no escaping needed. */
-	printf(o->json ? "\"%s\"" : "%s", s);
+	fprintf(o->f, o->json ? "\"%s\"" : "%s", s);
 }
 
 static void probe_out_bool(struct probe_out *o, const char *key, bool v)
 {
 	probe_out_key(o, key);
-	printf("%s", v ? "true" : "false");
+	fprintf(o->f, "%s", v ? "true" : "false");
 }
 
 static void probe_out_reasons(struct probe_out *o, const char *key, const struct probe_reason *t)
@@ -1633,17 +1725,17 @@ static void probe_out_reasons(struct probe_out *o, const char *key, const struct
 
 	probe_out_key(o, key);
 	if (o->json)
-		printf("{");
+		fprintf(o->f, "{");
 	for (i = 0; i < PROBE_REASONS_MAX && t[i].what; i++) {
 		if (o->json)
-			printf("%s\"%s\":%" PRIu64, i ? "," : "", t[i].what, t[i].count);
+			fprintf(o->f, "%s\"%s\":%" PRIu64, i ? "," : "", t[i].what, t[i].count);
 		else
-			printf("%s%s:%" PRIu64, i ? "," : "", t[i].what, t[i].count);
+			fprintf(o->f, "%s%s:%" PRIu64, i ? "," : "", t[i].what, t[i].count);
 	}
 	if (o->json)
-		printf("}");
+		fprintf(o->f, "}");
 	else if (i == 0)
-		printf("none");
+		fprintf(o->f, "none");
 }
 
 struct probe_ll_outcome {
@@ -1666,6 +1758,9 @@ static struct probe_ll_outcome probe_ll_judge(struct probe_client *c, int64_t no
 			} else {
 				r.stale++;
 				probe_reason_add(c->ll_why, "stale");
+				if (c->ev)
+					probe_event_lost(c, l, probe_wall_at(l->echoed ? l->last_echo_ns : l->start_ns, now),
+							 "stale");
 			}
 			break;
 		case PROBE_LL_RESET:
@@ -1675,6 +1770,8 @@ static struct probe_ll_outcome probe_ll_judge(struct probe_client *c, int64_t no
 		case PROBE_LL_CONNECTING:
 			r.failed++;
 			probe_reason_add(c->ll_why, "still_connecting");
+			if (c->ev)
+				probe_event_lost(c, l, probe_wall_ms(), "still_connecting");
 			break;
 		case PROBE_LL_PEER_CLOSED:
 			r.failed++;
@@ -1689,35 +1786,62 @@ static struct probe_ll_outcome probe_ll_judge(struct probe_client *c, int64_t no
 	return r;
 }
 
-static void probe_client_report(struct probe_client *c, int64_t now)
+/* The run's verdicts, judged once (judging records reasons) and then
+ * rendered into the report and the events log's summary. */
+struct probe_verdict {
+	struct probe_ll_outcome ll;
+	uint64_t flows_alive;
+	int64_t flows_gap, flows_gap_start;
+};
+
+static void probe_client_judge(struct probe_client *c, int64_t now, struct probe_verdict *v)
 {
-	struct probe_out o = { .json = c->o.json, .first = true };
-	struct probe_ll_outcome ll = probe_ll_judge(c, now);
-	char target[INET6_ADDRSTRLEN + 8];
-	uint64_t lost = c->udp_sent - c->udp_received, flows_alive = 0;
-	int64_t flows_gap = 0, flows_gap_start = 0, g, gs;
+	int64_t g, gs;
 	size_t i;
 
+	memset(v, 0, sizeof(*v));
+	v->ll = probe_ll_judge(c, now);
 	/* Flow 0 counts among the alive flows; its gaps and losses stay in
-	 * the udp_* fields above, the udp_flows_* ones cover flows 1..N-1. */
-	if (c->o.udp_hz > 0 && probe_flow_judge(c, c->udp_sent, c->udp_received, c->udp_max_seq, c->udp_last_rx,
-						c->udp_max_gap, c->udp_max_gap_start, &g, &gs))
-		flows_alive++;
+	 * the udp_* fields, the udp_flows_* ones cover flows 1..N-1. */
+	if (c->o.udp_hz > 0) {
+		if (probe_flow_judge(c, c->udp_sent, c->udp_received, c->udp_max_seq, c->udp_last_rx, c->udp_max_gap,
+				     c->udp_max_gap_start, &g, &gs))
+			v->flows_alive++;
+		/* A silence still open when the load ended is a gap too; the
+		 * events log must show it, or an outage at the end would read
+		 * as no outage at all. */
+		if (c->udp_received > 0 && c->udp_max_seq + 1 < c->udp_sent && c->udp_last_rx < c->end_ns &&
+		    probe_ms(c->end_ns - c->udp_last_rx) > PROBE_EVENT_GAP_MS)
+			probe_event(c, probe_wall_at(c->udp_last_rx, now), "gap", ",\"ms\":%.1f,\"open\":true",
+				    probe_ms(c->end_ns - c->udp_last_rx));
+	}
 	for (i = 0; i < c->fl_n; i++) {
 		const struct probe_flow *f = &c->fl[i];
 
 		if (probe_flow_judge(c, f->sent, f->received, f->max_seq, f->last_rx, f->max_gap, f->max_gap_start, &g,
 				     &gs))
-			flows_alive++;
-		if (g > flows_gap) {
-			flows_gap = g;
-			flows_gap_start = gs;
+			v->flows_alive++;
+		if (g > v->flows_gap) {
+			v->flows_gap = g;
+			v->flows_gap_start = gs;
 		}
 	}
+}
+
+/* The report's fields, without the enclosing braces (the caller's: the
+ * events summary puts its own keys first). The gap list only with
+ * `gap_list`: the events log has every gap as an event already. */
+static void probe_client_render(struct probe_client *c, struct probe_out *po, const struct probe_verdict *v,
+				bool gap_list)
+{
+	struct probe_out o = *po;
+	const struct probe_ll_outcome ll = v->ll;
+	char target[INET6_ADDRSTRLEN + 8];
+	uint64_t lost = c->udp_sent - c->udp_received, flows_alive = v->flows_alive;
+	int64_t flows_gap = v->flows_gap, flows_gap_start = v->flows_gap_start;
+	size_t i;
 
 	snprintf(target, sizeof(target), "%s", c->o.target_s);
-	if (o.json)
-		printf("{");
 	probe_out_group(&o, "probe");
 	probe_out_str(&o, "target", target);
 	probe_out_i64(&o, "port", c->o.port);
@@ -1788,14 +1912,14 @@ static void probe_client_report(struct probe_client *c, int64_t now)
 		probe_out_group(&o, "gaps");
 		probe_out_real(&o, "gaps_over_ms", c->o.gaps_over_ms, 1);
 		probe_out_u64(&o, "gaps_count", c->gaps_n + c->gaps_dropped);
-		if (o.json) {
+		if (o.json && gap_list) {
 			probe_out_key(&o, "gaps");
-			printf("[");
+			fprintf(o.f, "[");
 			for (i = 0; i < c->gaps_n; i++)
-				printf("%s{\"start_ms\":%.1f,\"gap_ms\":%.1f}", i ? "," : "",
-				       probe_ms(c->gaps[i].start_ns), probe_ms(c->gaps[i].len_ns));
-			printf("]");
-		} else {
+				fprintf(o.f, "%s{\"start_ms\":%.1f,\"gap_ms\":%.1f}", i ? "," : "",
+					probe_ms(c->gaps[i].start_ns), probe_ms(c->gaps[i].len_ns));
+			fprintf(o.f, "]");
+		} else if (!o.json) {
 			for (i = 0; i < c->gaps_n; i++) {
 				probe_out_group(&o, "gap");
 				probe_out_ms(&o, "start_ms", c->gaps[i].start_ns);
@@ -1803,8 +1927,45 @@ static void probe_client_report(struct probe_client *c, int64_t now)
 			}
 		}
 	}
+	*po = o;
+}
+
+/* The report on stdout and, with --events, the summary line that ends
+ * the events log. Returns -1 when the events log could not be written
+ * whole (the run's record is then incomplete: the caller fails). */
+static int probe_client_report(struct probe_client *c, int64_t now)
+{
+	struct probe_out o = { .f = stdout, .json = c->o.json, .first = true };
+	struct probe_verdict v;
+	int rc = 0;
+
+	probe_client_judge(c, now, &v);
+	if (o.json)
+		printf("{");
+	probe_client_render(c, &o, &v, true);
 	printf(o.json ? "}\n" : "\n");
 	fflush(stdout);
+	if (!c->ev)
+		return 0;
+	/* The summary is written even past the size bound: it is bounded
+	 * itself (no gap list) and says how many events were left out. */
+	fprintf(c->ev, "{\"t_ms\":%" PRId64 ",\"kind\":\"summary\",\"events_written\":%" PRIu64
+		       ",\"events_dropped\":%" PRIu64 ",\"gap_over_ms\":%d,",
+		probe_wall_ms(), c->ev_lines, c->ev_dropped, PROBE_EVENT_GAP_MS);
+	o = (struct probe_out){ .f = c->ev, .json = true, .first = true };
+	probe_client_render(c, &o, &v, false);
+	fprintf(c->ev, "}\n");
+	if (c->ev_errors > 0 || ferror(c->ev)) {
+		fprintf(stderr, "tandem-probe client: events log %s: %" PRIu64 " write errors\n", c->o.events_file,
+			c->ev_errors);
+		rc = -1;
+	}
+	if (fclose(c->ev) != 0) {
+		fprintf(stderr, "tandem-probe client: events log %s: %s\n", c->o.events_file, strerror(errno));
+		rc = -1;
+	}
+	c->ev = NULL;
+	return rc;
 }
 
 /* ---- set-up and loop */
@@ -1831,10 +1992,14 @@ static void probe_client_usage(FILE *f)
 		"  --json                report as one JSON object\n"
 		"  --ready-file PATH     written once every connection and every UDP flow echoed\n"
 		"  --gaps-over-ms X      also report every UDP gap longer than X ms\n"
+		"  --events FILE         log events as JSON lines stamped with the wall clock (t_ms):\n"
+		"                        start, gap (UDP stream silent over %d ms; t_ms = its start),\n"
+		"                        reset, conn_lost, new_fail, and a final summary (the report);\n"
+		"                        at most %u bytes of events, the rest counted\n"
 		"  --no-realtime         stay at normal priority (default: SCHED_FIFO when allowed)\n"
 		"exit: 0 ran (whatever the results), 1 could not run, 2 usage error\n",
 		PROBE_PORT_DEFAULT, PROBE_UDP_LEN_MIN, PROBE_UDP_LEN_MAX, PROBE_UDP_FLOWS_MAX,
-		PROBE_UDP_FLOW_HZ_DEFAULT, PROBE_UDP_HZ_MAX);
+		PROBE_UDP_FLOW_HZ_DEFAULT, PROBE_UDP_HZ_MAX, PROBE_EVENT_GAP_MS, PROBE_EVENTS_FILE_BYTES_MAX);
 }
 
 static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o)
@@ -1858,6 +2023,7 @@ static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o
 		{ "json", no_argument, NULL, 'j' },
 		{ "ready-file", required_argument, NULL, 'r' },
 		{ "gaps-over-ms", required_argument, NULL, 'g' },
+		{ "events", required_argument, NULL, 'e' },
 		{ "no-realtime", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1889,6 +2055,13 @@ static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o
 			break;
 		case 'r':
 			o->ready_file = optarg;
+			break;
+		case 'e':
+			if (optarg[0] == '\0') {
+				fprintf(stderr, "tandem-probe client: --events: empty path\n");
+				r = -1;
+			}
+			o->events_file = optarg;
 			break;
 		case 'j':
 			o->json = true;
@@ -2082,6 +2255,16 @@ static int probe_client_setup(struct probe_client *c)
 			return PROBE_EXIT_FAIL;
 		}
 	}
+	if (o->events_file) {
+		/* Fully buffered and flushed every PROBE_CHECK_EVERY_MS: the
+		 * loop never waits on a write per event. */
+		c->ev = fopen(o->events_file, "we");
+		if (!c->ev) {
+			fprintf(stderr, "tandem-probe client: --events %s: %s\n", o->events_file, strerror(errno));
+			return PROBE_EXIT_FAIL;
+		}
+		setvbuf(c->ev, NULL, _IOFBF, 1 << 16);
+	}
 	c->realtime = probe_realtime(o->realtime);
 	if (o->ready_file && unlink(o->ready_file) < 0 && errno != ENOENT) {
 		fprintf(stderr, "tandem-probe client: cannot remove old %s: %s\n", o->ready_file, strerror(errno));
@@ -2204,6 +2387,8 @@ static void probe_client_free(struct probe_client *c)
 		close(c->sig_fd);
 	if (c->ep >= 0)
 		close(c->ep);
+	if (c->ev)
+		fclose(c->ev);
 	free(c->ll);
 	free(c->nw);
 	free(c->nw_free);
@@ -2223,6 +2408,11 @@ static int probe_client_run(struct probe_client *c)
 	c->ready_ns = -1;
 	c->loading = true;
 	c->ll_cur_k = 1; /* round 0 is the frame each connection sends when it opens */
+	probe_event(c, probe_wall_ms(), "start",
+		    ",\"target\":\"%s\",\"port\":%lld,\"duration_ms\":%lld,\"udp_hz\":%lld,\"tcp\":%lld"
+		    ",\"new_every_ms\":%lld,\"gap_over_ms\":%d",
+		    c->o.target_s, c->o.port, c->o.duration_ms, c->o.udp_hz, c->o.tcp, c->o.new_every_ms,
+		    PROBE_EVENT_GAP_MS);
 	probe_client_open_ll(c, c->t0);
 
 	for (;;) {
@@ -2279,6 +2469,13 @@ static int probe_client_run(struct probe_client *c)
 		if (now >= c->next_check_ns) {
 			probe_client_check(c, now);
 			c->next_check_ns = now + PROBE_CHECK_EVERY_MS * PROBE_NS_PER_MS;
+			/* Events reach the file within a check period, so a
+			 * probe killed without its report still leaves them. */
+			if (c->ev_dirty) {
+				if (fflush(c->ev) != 0)
+					c->ev_errors++;
+				c->ev_dirty = false;
+			}
 		}
 		probe_client_ready(c, now);
 	}
@@ -2291,8 +2488,7 @@ static int probe_client_run(struct probe_client *c)
 			"tandem-probe client: never ready: %u of %u long-lived connections echoed, %" PRIu64
 			" UDP echoes, %u of %u extra UDP flows echoed\n",
 			c->ll_echoed, c->ll_n, c->udp_received, c->fl_echoed, c->fl_n);
-	probe_client_report(c, now);
-	return PROBE_EXIT_OK;
+	return probe_client_report(c, now) < 0 ? PROBE_EXIT_FAIL : PROBE_EXIT_OK;
 }
 
 static int probe_client(int argc, char **argv)
