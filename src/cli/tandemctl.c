@@ -7,8 +7,8 @@
  * cluster state. `failover` does not stop at "request accepted": it
  * watches the local node's status until the group's primary really is the
  * target, because that is what the operator asked for. `config ...` lives
- * in cfgcmd.c. Commands of later versions (image, upgrade) answer "not
- * implemented yet" with exit 2 instead of pretending. */
+ * in cfgcmd.c, `image list|install|activate` in imagecmd.c, `upgrade ...`
+ * in upgcmd.c. */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -25,6 +25,7 @@
 #include "image.h"
 #include "imagecmd.h"
 #include "show.h"
+#include "upgcmd.h"
 
 #define FAILOVER_WAIT_MS 10000
 #define FAILOVER_POLL_MS 20
@@ -50,10 +51,10 @@ static void usage(FILE *f)
 		"  config backup FILE [--force]  save the current generation to FILE (--force: replace)\n"
 		"  config restore FILE [--force] commit the configuration saved in backup FILE\n"
 		"      --force on apply/restore: commit even if this node has heard no peer since it started\n"
-		"%s%s"
+		"%s%s%s"
 		"--socket defaults to $TANDEM_SOCKET or %s\n"
 		"exit codes: 0 done, 1 failed, 2 usage error, 3 refused by cluster state\n",
-		image_cli_usage(), imagecmd_usage(), CTL_DEFAULT_PATH);
+		image_cli_usage(), imagecmd_usage(), upgcmd_usage(), CTL_DEFAULT_PATH);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -341,10 +342,8 @@ int main(int argc, char **argv)
 			"activate (see tandemctl --help)\n");
 		return EXIT_USAGE;
 	}
-	if (strcmp(cmd, "upgrade") == 0) {
-		fprintf(stderr, "tandemctl: '%s' is not implemented yet in this version\n", cmd);
-		return EXIT_USAGE;
-	}
+	if (strcmp(cmd, "upgrade") == 0)
+		return upgcmd_run(sock, opt_json, n - 1, args + 1);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "activate") == 0 ||
 	    strcmp(cmd, "deactivate") == 0) {
 		if (n > 1)
