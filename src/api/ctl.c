@@ -348,6 +348,12 @@ static json_t *dispatch(struct ctl *c, json_t *req, bool *follow, uint32_t token
 		json_t *res = c->ops.image(c->ops.arg, req, token, deferred);
 		return res || *deferred ? res : err_json("failed", "out of memory");
 	}
+	if (strcmp(cmd, "upgrade") == 0) {
+		if (!c->ops.upgrade)
+			return err_json("failed", "the in-service upgrade is not available");
+		json_t *res = c->ops.upgrade(c->ops.arg, req, token, deferred);
+		return res || *deferred ? res : err_json("failed", "out of memory");
+	}
 	snprintf(msg, sizeof msg, "unknown command \"%.64s\"", cmd);
 	return err_json("usage", msg);
 }

@@ -51,6 +51,8 @@ struct ctl_ops {
 	json_t *(*config)(void *arg, json_t *req, uint32_t token, bool *deferred);
 	/* {"cmd":"image",...}: the same contract as config. */
 	json_t *(*image)(void *arg, json_t *req, uint32_t token, bool *deferred);
+	/* {"cmd":"upgrade",...}: the same contract as config. */
+	json_t *(*upgrade)(void *arg, json_t *req, uint32_t token, bool *deferred);
 	void *arg;
 };
 

@@ -2,10 +2,8 @@
  *
  * Times are relative ("since_s", "last_rx_ms_ago") because the core only
  * knows monotonic time, which means nothing to a reader on another host.
- * The upgrade section, for a feature that does not exist yet, carries the
- * fields the SPEC names with the values that are true of this version,
- * plus an explicit "not-implemented" marker so no consumer mistakes them
- * for measurements. */
+ * The upgrade section is the driver's (src/main.c, from the upgrade
+ * journal): this file only reserves its place. */
 #include "status.h"
 
 #include <stdio.h>
@@ -271,8 +269,8 @@ json_t *status_json(const struct status_ctx *c, mono_t now)
 
 	json_object_set_new(o, "config", status_config_json(c, false));
 	json_object_set_new(o, "sessions", sessions_json(c, now));
-	json_object_set_new(o, "upgrade", json_pack("{s:s,s:s}", "state", "idle",
-						    "issu", "not-implemented"));
+	/* The driver replaces it with the upgrade journal's summary. */
+	json_object_set_new(o, "upgrade", json_pack("{s:s}", "state", "idle"));
 	free(st);
 	return o;
 }
