@@ -1695,15 +1695,15 @@ static void do_upgrade(struct pctx *p, struct ynode *n)
 	static const struct field f[] = {
 		{"trusted_keys", false}, {"hold_timer_s", false},
 		{"sync_timeout_s", false}, {"cpu_max_percent", false},
-		{"failback", false},
+		{"failback", false}, {"auto_finalize", false},
 	};
 	struct tnd_conf *c = p->c;
-	struct ynode *v[5];
+	struct ynode *v[6];
 	struct ynode *m = section(p, n, "upgrade", false, "a mapping");
 
 	if (!m)
 		return;
-	map_fields(p, m, "upgrade", f, 5, v);
+	map_fields(p, m, "upgrade", f, 6, v);
 	if (v[0])
 		get_str(p, v[0], "upgrade.trusted_keys", S_PATH, false,
 			c->upgrade_trusted_keys, sizeof c->upgrade_trusted_keys);
@@ -1718,6 +1718,8 @@ static void do_upgrade(struct pctx *p, struct ynode *n)
 			 &c->upgrade_cpu_max_percent);
 	if (v[4])
 		get_bool(p, v[4], "upgrade.failback", &c->upgrade_failback);
+	if (v[5])
+		get_bool(p, v[5], "upgrade.auto_finalize", &c->upgrade_auto_finalize);
 }
 
 static void do_api(struct pctx *p, struct ynode *n)
@@ -2042,9 +2044,10 @@ int conf_print(const struct tnd_conf *c, FILE *f)
 	fputs("\nupgrade:\n  trusted_keys: ", f);
 	emit_str(f, c->upgrade_trusted_keys, false);
 	fprintf(f, "\n  hold_timer_s: %u\n  sync_timeout_s: %u\n"
-		   "  cpu_max_percent: %u\n  failback: %s\n",
+		   "  cpu_max_percent: %u\n  failback: %s\n  auto_finalize: %s\n",
 		c->upgrade_hold_timer_s, c->upgrade_sync_timeout_s,
-		c->upgrade_cpu_max_percent, c->upgrade_failback ? "true" : "false");
+		c->upgrade_cpu_max_percent, c->upgrade_failback ? "true" : "false",
+		c->upgrade_auto_finalize ? "true" : "false");
 	fputs("api:\n  http: ", f);
 	emit_opt(f, c->api_http, false);
 	fputs("\n  token_file: ", f);

@@ -72,6 +72,7 @@ struct tnd_conf {
 	uint32_t upgrade_sync_timeout_s;  /* default 300 */
 	uint32_t upgrade_cpu_max_percent; /* default 80 */
 	bool upgrade_failback;            /* default true */
+	bool upgrade_auto_finalize;       /* default false: `upgrade finalize` by hand */
 
 	char api_http[TND_NAME_MAX];        /* "" = no HTTP listener; "host:port" */
 	char api_token_file[TND_PATH_MAX];  /* default /etc/tandem/api.token */
