@@ -375,6 +375,9 @@ static void view_add(struct view *v, const char *key, bool ticks, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(l->text, sizeof l->text, fmt, ap);
 	va_end(ap);
+	/* Columns padded for a following field that is empty leave blanks. */
+	for (size_t n = strlen(l->text); n > 0 && l->text[n - 1] == ' '; n--)
+		l->text[n - 1] = '\0';
 }
 
 /* The same line as far as events go: equal, or equal but for digits on
@@ -1001,7 +1004,7 @@ static void show_report(FILE *f, json_t *rep)
 {
 	json_t *probe = json_object_get(rep, "probe"), *s, *err = json_object_get(rep, "error");
 	double total = num(rep, "total_ms", 0), restart = num(rep, "restart_resync_ms", 0);
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32], b3[32], b4[32];
 	size_t i;
 
 	fprintf(f, "upgrade %lld: %s, %s -> %s%s\n", (long long)num(rep, "id", 0), str(rep, "state", "?"),
@@ -1034,7 +1037,7 @@ static void show_report(FILE *f, json_t *rep)
 		   "overhead %s (%.0f%%, of which %s between steps)\n",
 		fmt_ms(total, b1, sizeof b1), fmt_ms(restart, b2, sizeof b2), pct(restart, total),
 		fmt_ms(total - restart, b3, sizeof b3), pct(total - restart, total),
-		fmt_ms(num(rep, "between_steps_ms", 0), b2, sizeof b2));
+		fmt_ms(num(rep, "between_steps_ms", 0), b4, sizeof b4));
 	if (json_is_object(err))
 		fprintf(f, "error %s at step %lld: %s\n  recovery: %s\n", str(err, "code", "?"),
 			(long long)num(err, "step", -1), str(err, "message", ""), str(err, "recovery", ""));
@@ -1043,13 +1046,13 @@ static void show_report(FILE *f, json_t *rep)
 	json_t *t = json_object_get(probe, "totals"), *o = json_object_get(probe, "outside_upgrade");
 	fprintf(f, "traffic (probe log %s, %lld lines):\n", str(probe, "file", "?"),
 		(long long)num(probe, "lines", 0));
-	fprintf(f, "  during the upgrade: longest gap %lld ms, %lld resets, %lld connections lost, "
-		   "%lld failed new connections\n",
+	fprintf(f, "  during the upgrade: longest gap %lld ms; resets %lld, connections lost %lld, "
+		   "failed new connections %lld\n",
 		(long long)num(t, "max_gap_ms", 0), (long long)num(t, "resets", 0),
 		(long long)num(t, "conn_lost", 0), (long long)num(t, "new_fail", 0));
 	if (num(o, "events", 0) > 0)
-		fprintf(f, "  outside the upgrade (not counted): longest gap %lld ms, %lld resets, %lld "
-			   "connections lost, %lld failed new connections\n",
+		fprintf(f, "  outside the upgrade (not counted): longest gap %lld ms; resets %lld, "
+			   "connections lost %lld, failed new connections %lld\n",
 			(long long)num(o, "max_gap_ms", 0), (long long)num(o, "resets", 0),
 			(long long)num(o, "conn_lost", 0), (long long)num(o, "new_fail", 0));
 	if (json_is_true(json_object_get(probe, "zero_drops"))) {
@@ -1058,7 +1061,8 @@ static void show_report(FILE *f, json_t *rep)
 		return;
 	}
 	if (num(t, "resets", 0) + num(t, "conn_lost", 0) + num(t, "new_fail", 0) > 0)
-		fprintf(f, "  DROPS: %lld resets, %lld connections lost, %lld failed new connections\n",
+		fprintf(f, "  DROPS during the upgrade: resets %lld, connections lost %lld, failed new "
+			   "connections %lld\n",
 			(long long)num(t, "resets", 0), (long long)num(t, "conn_lost", 0),
 			(long long)num(t, "new_fail", 0));
 	json_array_foreach(json_object_get(probe, "missing"), i, s)

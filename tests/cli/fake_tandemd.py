@@ -13,6 +13,10 @@ it between commands. It maps "CMD" or "CMD.OP" (e.g. "status",
                      ruleset, NUL, big-endian), computed here independently
                      of the C code
   "_close": true     close the connection instead of answering
+  "_seq": [A, B, ...] the n-th request for this key gets the n-th answer
+                     (each may use the members above), the last one
+                     repeats; the count starts again whenever ANSWERS
+                     changes, so a test can script a sequence of states
 A request with no answer gets {"ok":false,"code":"failed",...}. Every
 request is appended to LOG as one JSON line, so a test can check exactly
 what tandemctl sent, or that it sent nothing."""
@@ -32,15 +36,28 @@ def doc_digest(yaml, ruleset):
     return hashlib.blake2b(blob, digest_size=32).hexdigest()
 
 
+# Requests seen per key since ANSWERS last changed (for "_seq").
+seq_seen = {}
+seq_text = [None]
+
+
 def answer(answers_path, req):
     with open(answers_path) as f:
-        answers = json.load(f)
+        text = f.read()
+    answers = json.loads(text)
+    if text != seq_text[0]:
+        seq_text[0] = text
+        seq_seen.clear()
     key = req.get("cmd", "")
     if "op" in req:
         key += "." + str(req["op"])
     ans = answers.get(key)
     if ans is None:
         return {"ok": False, "code": "failed", "error": "fake tandemd: no answer for " + key}
+    if "_seq" in ans:
+        n = seq_seen.get(key, 0)
+        seq_seen[key] = n + 1
+        ans = ans["_seq"][min(n, len(ans["_seq"]) - 1)]
     ans = dict(ans)
     if ans.get("digest") == "auto":
         ans["digest"] = doc_digest(ans.get("yaml", ""), ans.get("ruleset", ""))

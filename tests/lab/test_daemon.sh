@@ -229,10 +229,10 @@ rc=$?
 ctl a failover >/dev/null 2>&1
 rc=$?
 [ $rc = 2 ] && pass "failover without --group: exit 2" || fail "no group: rc=$rc"
-ctl a upgrade status >/dev/null 2>"$D/err.txt"
+out=$(ctl a --json upgrade status 2>"$D/err.txt")
 rc=$?
-[ $rc = 2 ] && grep -q "not implemented" "$D/err.txt" && pass "upgrade: exit 2, not implemented" ||
-	fail "upgrade: rc=$rc"
+[ $rc = 0 ] && [ "$(echo "$out" | jq -r .state)" = idle ] && pass "upgrade status: exit 0, idle" ||
+	fail "upgrade status: rc=$rc $out $(cat "$D/err.txt")"
 
 # ---- maintenance ---------------------------------------------------------
 out=$(ctl a maintenance on --node fw-a 2>&1)
