@@ -278,6 +278,8 @@ int xfer_msg_decode(uint8_t type, const uint8_t *body, size_t len,
 
 /* --- fetches ----------------------------------------------------------------- */
 
+static void progress_of(const struct fetch *f, struct xfer_progress *out);
+
 static bool dg_eq(const uint8_t *a, const uint8_t *b)
 {
 	return memcmp(a, b, XFER_DIGEST_LEN) == 0;
@@ -340,6 +342,7 @@ static void end(struct xfer *x, struct fetch *f, struct xfer_actions *out,
 	if (a) {
 		a->code = code;
 		a->total = f->total;
+		progress_of(f, &a->prog);
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(a->why, sizeof(a->why), fmt, ap);
@@ -666,12 +669,8 @@ bool xfer_has_chunk(const struct xfer *x, const uint8_t digest[XFER_DIGEST_LEN],
 	return f && index < f->n && bit(f->have, index);
 }
 
-int xfer_progress(const struct xfer *x, const uint8_t digest[XFER_DIGEST_LEN],
-		  struct xfer_progress *out)
+static void progress_of(const struct fetch *f, struct xfer_progress *out)
 {
-	const struct fetch *f = find(x, digest);
-	if (!f)
-		return TND_ENOENT;
 	out->from = f->from;
 	out->total = f->total;
 	out->got_bytes = f->got_bytes;
@@ -684,6 +683,15 @@ int xfer_progress(const struct xfer *x, const uint8_t digest[XFER_DIGEST_LEN],
 	out->dup = f->dup;
 	out->bad = f->bad;
 	out->started = f->started;
+}
+
+int xfer_progress(const struct xfer *x, const uint8_t digest[XFER_DIGEST_LEN],
+		  struct xfer_progress *out)
+{
+	const struct fetch *f = find(x, digest);
+	if (!f)
+		return TND_ENOENT;
+	progress_of(f, out);
 	return 0;
 }
 

@@ -107,6 +107,16 @@ int xfer_msg_decode(uint8_t type, const uint8_t *body, size_t len,
 uint32_t xfer_chunks(uint64_t total);
 size_t xfer_chunk_len(uint64_t total, uint32_t index);
 
+/* A fetch's counters (xfer_progress, and XFA_END). */
+struct xfer_progress {
+	int from;
+	uint64_t total, got_bytes;
+	uint32_t chunks, have, outstanding;
+	uint32_t rto_ms;
+	uint64_t resent, fast_resent, dup, bad;
+	mono_t started;
+};
+
 enum xfer_act_type {
 	XFA_SEND,  /* send pkt (plaintext header + TLVs) to node `to` */
 	XFA_WRITE, /* write data[0..len) at offset `off` of the file of digest */
@@ -132,6 +142,7 @@ struct xfer_act {
 	uint32_t index[XFER_GET_CHUNKS_MAX];
 	int code;            /* END */
 	char why[XFER_WHY_LEN];
+	struct xfer_progress prog; /* END: the fetch's counters at its end */
 	uint8_t pkt[WIRE_MTU]; /* SEND */
 };
 
@@ -181,14 +192,6 @@ int xfer_nack_pkt(struct xfer *x, const uint8_t digest[XFER_DIGEST_LEN],
  * when no fetch of digest is in flight. */
 bool xfer_has_chunk(const struct xfer *x, const uint8_t digest[XFER_DIGEST_LEN],
 		    uint32_t index);
-struct xfer_progress {
-	int from;
-	uint64_t total, got_bytes;
-	uint32_t chunks, have, outstanding;
-	uint32_t rto_ms;
-	uint64_t resent, fast_resent, dup, bad;
-	mono_t started;
-};
 int xfer_progress(const struct xfer *x, const uint8_t digest[XFER_DIGEST_LEN],
 		  struct xfer_progress *out);
 
