@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# test_upgrade_faults.sh BUILD_DIR - the in-service upgrade when things go
+# wrong (SPEC section 5, "Any failure aborts the upgrade ...", issue 5),
+# under load, on two gateways with SNAT, strict conntrack and session sync
+# (the fixture of test_upgrade.sh: tests/lab/upgrade_lib.sh). Every case
+# ends with both nodes on one version, the groups served, and is judged
+# on `upgrade status --json`, `status --json`, the kernel and the traffic:
+#
+# (c1) an image whose tandemd exits at every start: gw2 gives it up by
+#      itself, the upgrade fails (E_NODE_REVERTED or E_REJOIN_TIMEOUT)
+#      with its recovery said, both nodes on V0, traffic kept;
+# (c2) `upgrade abort` while gw2 upgrades, and (c3) while gw1 (the former
+#      coordinator) upgrades, after the groups moved to gw2: aborted
+#      (E_ABORTED), both back on V0, groups back on gw1, traffic kept;
+# (c4) the coordinator killed (power cut) once gw2 is upgraded: gw2 takes
+#      the groups (an unplanned failover: established connections kept),
+#      becomes the coordinator and finds the journal; gw1 comes back and the
+#      upgrade is finished or rolled back: one version on both nodes;
+# (c5) --disruptive: every node at once, both on the new version, the
+#      outage measured and shown by the report.
+set -uo pipefail
+TL_PREFIX=${TL_PREFIX:-tv-}
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/upgrade_lib.sh"
+lab_init "${1:-}" tandemd tandemctl tandem-probe
+T_START=$(lab_now_ms)
+
+upg_versions
+upg_build "$UPG_V1" >/dev/null || exit 1
+upg_build "$UPG_V2" >/dev/null || exit 1
+V0=$UPG_V0 V1=$UPG_V1 V2=$UPG_V2 VBAD=$UPG_VBAD
+# A restart that dies three times is given up within seconds (test_image.sh
+# measures it); the hold timer bounds the rest.
+UPG_HOLD_S=30
+lab_up 2 --snat --strict-conntrack
+upg_config_settings
+upg_images "$V1" "$V2"
+upg_image_scripted "$VBAD" dies
+lab_probe_server
+lab_start_node 1
+lab_start_node 2
+lab_wait_primary 0 gw1 15 >/dev/null || lab_fail "group 0: gw1 not primary"
+lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "group 1: gw1 not primary"
+sessions_in_sync() { [ "$(lab_status "$1" 2>/dev/null | jq -r '.sessions.in_sync')" = true ]; }
+lab_wait_until 15 sessions_in_sync 2 || lab_fail "gw2 never reported its sessions in sync"
+lab_wait_ready 2 1 10 || lab_fail "gw2 did not settle"
+
+# one_version LABEL : both nodes run one version (printed), and each one's
+# boot record agrees with what it runs.
+one_version() {
+	local label=$1 v1 v2
+	v1=$(upg_node_version 1) v2=$(upg_node_version 2)
+	lab_expect "$label both nodes on one version" "gw1=$v1 gw2=$v2" == "gw1=$v1 gw2=$v1"
+	lab_expect "$label gw1 boot record" "$(upg_active_version 1)" == "$v1"
+	lab_expect "$label gw2 boot record" "$(upg_active_version 2)" == "$v2"
+	ONE_VERSION=$v1
+}
+
+# served LABEL NODE : groups 0 and 1 agreed on NODE, its VIPs in its kernel
+# alone, the other node's sessions in sync again.
+served() {
+	local label=$1 n=$2 other
+	other=$((3 - ${n#gw}))
+	lab_expect "$label group 0 on $n" "$(lab_wait_primary 0 "$n" 20 >/dev/null && echo yes)" == yes
+	lab_expect "$label group 1 on $n" "$(lab_wait_primary 1 "$n" 20 >/dev/null && echo yes)" == yes
+	lab_expect "$label VIPs on $n alone (kernel)" "$(lab_vips_only_on "$n" && echo yes)" == yes
+	lab_wait_until 30 sessions_in_sync "$other"
+	lab_expect "$label gw$other sessions in sync" "$(lab_status "$other" | jq -r .sessions.in_sync)" == true
+	lab_expect "$label configuration not frozen" "$(upg_get 1 '.frozen // false')" == false
+}
+
+# error_is LABEL "CODE|CODE" : the status's error names one of the codes,
+# the failed step and what was done about it.
+error_is() {
+	local label=$1 codes=$2 st code
+	st=$(upg_status 1)
+	code=$(jq -r '.error.code // "none"' <<<"$st")
+	if [[ "$code" =~ ^($codes)$ ]]; then
+		lab_pass "$label error code: $code"
+	else
+		lab_soft_fail "$label error code: $code (want $codes)"
+	fi
+	lab_expect "$label error names its step" "$(jq -r '.error.step // "none" | tostring' <<<"$st")" != none
+	lab_expect "$label error has a recovery" "$(jq -r '(.error.recovery // "") | length' <<<"$st")" -gt 0
+}
+
+# wait_step LABEL KIND NODE : until the step KIND of NODE runs (30 s).
+wait_step() {
+	lab_wait_until 60 upg_step_running 1 "$2" "$3" ||
+		lab_wait_until 1 upg_step_running 2 "$2" "$3" ||
+		{ upg_print_nodes 1; lab_fail "$1: step $2 $3 never ran"; }
+}
+
+# ---- (c1) a version whose daemon dies at start -----------------------------------
+echo "(c1) $V0 -> $VBAD, whose tandemd exits 1 at every start" >&2
+C=$LAB_DIR/c1.json
+upg_probe_start "$C"
+t0=$(lab_now_ms)
+upg_ctl 1 upgrade start --image "$LAB_DIR/img-$VBAD" >"$LAB_DIR/c1.start" 2>&1
+rc=$?
+C1_MS=$(($(lab_now_ms) - t0))
+tail -n 25 "$LAB_DIR/c1.start" | sed 's/^/  | /' >&2
+lab_expect "(c1) upgrade start exit code (failed)" "$rc" -eq 1
+sleep 1
+upg_probe_stop "$C"
+upg_print_nodes 1
+lab_expect "(c1) state" "$(upg_state 1)" == failed
+lab_expect "(c1) state on gw2 (journal replicated)" "$(upg_state 2)" == failed
+error_is "(c1)" "E_NODE_REVERTED|E_REJOIN_TIMEOUT"
+lab_expect "(c1) gw2 recorded its own revert" "$(lab_ctl 2 --json image list | jq -r '.last_revert.from // "none"')" == "$VBAD"
+one_version "(c1)"
+lab_expect "(c1) the version" "$ONE_VERSION" == "$V0"
+served "(c1)" gw1
+upg_check_traffic "(c1)" "$C"
+upg_report 1 "$C"
+
+# abort_at LABEL KIND NODE : start V0 -> V1, abort once step KIND of NODE
+# runs; judged as an abort must end.
+abort_at() {
+	local label=$1 kind=$2 node=$3 out=$LAB_DIR/${1//[^a-z0-9]/}.json rc
+	upg_probe_start "$out"
+	upg_ctl 2 upgrade start --image "$LAB_DIR/img-$V1" --detach >/dev/null 2>"$LAB_DIR/abort.err" ||
+		{ cat "$LAB_DIR/abort.err" >&2; lab_fail "$label: upgrade start --detach"; }
+	wait_step "$label" "$kind" "$node"
+	echo "  $label: step $kind $node running: upgrade abort" >&2
+	lab_ctl 2 upgrade abort >"$LAB_DIR/abort.out" 2>&1
+	rc=$?
+	sed 's/^/  | /' "$LAB_DIR/abort.out" >&2
+	lab_expect "$label abort exit code" "$rc" -eq 0
+	upg_wait_state 1 "aborted|failed|rolled_back|completed" "$UPG_RUN_S"
+	sleep 1
+	upg_probe_stop "$out"
+	upg_print_nodes 1
+	lab_expect "$label state" "$(upg_state 1)" == aborted
+	lab_expect "$label state on gw2" "$(upg_state 2)" == aborted
+	error_is "$label" E_ABORTED
+	one_version "$label"
+	lab_expect "$label the version" "$ONE_VERSION" == "$V0"
+	served "$label" gw1
+	upg_check_traffic "$label" "$out"
+	upg_report 1 "$out"
+}
+
+# ---- (c2) abort while gw2 upgrades ---------------------------------------------------
+echo "(c2) $V0 -> $V1, abort while gw2 upgrades" >&2
+abort_at "(c2)" upgrade gw2
+
+# ---- (c3) abort while gw1 upgrades (the groups on gw2) ---------------------------------
+echo "(c3) $V0 -> $V1, abort while gw1 (the former coordinator) upgrades" >&2
+abort_at "(c3)" upgrade gw1
+
+# ---- (c4) the coordinator killed --------------------------------------------------------
+echo "(c4) $V0 -> $V1, the coordinator gw1 killed once gw2 is upgraded" >&2
+C=$LAB_DIR/c4.json
+upg_probe_start "$C"
+upg_ctl 2 upgrade start --image "$LAB_DIR/img-$V1" --detach >/dev/null 2>"$LAB_DIR/c4.err" ||
+	{ cat "$LAB_DIR/c4.err" >&2; lab_fail "(c4) upgrade start --detach"; }
+gw2_upgraded() { [ "$(upg_get 1 '.nodes[] | select(.node == "gw2") | .state')" = upgraded ]; }
+lab_wait_until "$UPG_RUN_S" gw2_upgraded || { upg_print_nodes 1; lab_fail "(c4) gw2 never upgraded"; }
+lab_expect "(c4) the coordinator" "$(upg_get 1 '.coordinator')" == gw1
+echo "  (c4) gw2 upgraded; running: $(upg_running_step 1 | jq -r '.text // "-"'); killing gw1" >&2
+lab_probe_mark
+lab_kill_node 1
+lab_wait_primary 1 gw2 5 >/dev/null || lab_soft_fail "(c4) gw2 did not take group 1 within 5 s"
+lab_expect "(c4) gw2 is the coordinator" "$(lab_wait_until 10 sh -c "[ \"\$(timeout 5 '$LAB_BUILD/tandemctl' --socket '$(lab_sock 2)' --json upgrade status | jq -r .coordinator)\" = gw2 ]" && echo yes)" == yes
+upg_print_nodes 2
+sleep 3
+echo "  (c4) gw1 comes back: $(upg_get 2 '"state \(.state), running: \([.steps[]? | select(.status == "running") | .text][0] // "-")"')" >&2
+lab_revive_node 1
+upg_wait_state 2 "completed|aborted|failed|rolled_back" "$UPG_RUN_S"
+sleep 1
+upg_probe_stop "$C"
+upg_print_nodes 2
+st=$(upg_state 2)
+if [[ "$st" =~ ^(completed|failed|aborted)$ ]]; then lab_pass "(c4) ended: $st"; else lab_soft_fail "(c4) ended: $st (want completed, failed or aborted)"; fi
+lab_expect "(c4) gw1 holds the same journal" "$(upg_get 1 '"\(.id) \(.state)"')" == "$(upg_get 2 '"\(.id) \(.state)"')"
+one_version "(c4)"
+if [ "$(upg_state 2)" = completed ]; then
+	lab_expect "(c4) finished: the version" "$ONE_VERSION" == "$V1"
+else
+	lab_expect "(c4) rolled back: the version" "$ONE_VERSION" == "$V0"
+fi
+served "(c4)" gw1
+upg_check_traffic "(c4)" "$C" unplanned
+upg_report 2 "$C"
+if [ "$(upg_state 1)" = completed ]; then
+	lab_ctl 1 upgrade finalize >/dev/null 2>&1 || lab_soft_fail "(c4) finalize"
+fi
+
+# ---- (c5) disruptive ------------------------------------------------------------------------
+echo "(c5) -> $V2 --disruptive: every node at once" >&2
+C=$LAB_DIR/c5.json
+upg_probe_start "$C"
+t0=$(lab_now_ms)
+upg_ctl 1 upgrade start --image "$LAB_DIR/img-$V2" --disruptive >"$LAB_DIR/c5.start" 2>&1
+rc=$?
+C5_MS=$(($(lab_now_ms) - t0))
+tail -n 25 "$LAB_DIR/c5.start" | sed 's/^/  | /' >&2
+lab_expect "(c5) upgrade start exit code" "$rc" -eq 0
+sleep 2
+upg_probe_stop "$C"
+upg_print_nodes 1
+lab_expect "(c5) state" "$(upg_state 1)" == completed
+lab_expect "(c5) disruptive" "$(upg_get 1 .disruptive)" == true
+one_version "(c5)"
+lab_expect "(c5) the version" "$ONE_VERSION" == "$V2"
+served "(c5)" gw1
+echo "  (c5) traffic: $(lab_probe_summary "$C")" >&2
+upg_report 1 "$C"
+lab_expect "(c5) the outage is measured (longest gap, ms)" "$(jq -r '.udp_max_gap_ms | floor' "$C")" -ge "$UPG_GAP_LIMIT_MS"
+lab_expect "(c5) and the report shows it (longest gap in the upgrade, ms)" \
+	"$(jq -r '.probe.totals.max_gap_ms // 0' "$C.report")" -ge "$UPG_GAP_LIMIT_MS"
+echo "figures: (c1) failed in ${C1_MS} ms, (c5) disruptive ${C5_MS} ms; whole test $((($(lab_now_ms) - T_START) / 1000)) s" >&2
+lab_finish
