@@ -456,6 +456,293 @@ jq '. + {"config.apply": {ok: false, code: "refused", error: "configuration is f
 ctl config restore "$BK"
 expect_rc 3 "restore refused"
 
+# ---- 4. tandemctl upgrade against the fake tandemd ------------------------
+echo "== tests/cli: tandemctl upgrade against a fake control socket"
+fx() { python3 tests/cli/upg_fixtures.py "$@"; }
+# upg_answers KEY=JSON ...: the answers file; a JSON array value becomes
+# a scripted sequence ("_seq") for that key.
+upg_answers() {
+	local a='{}' kv
+	for kv in "$@"; do
+		a=$(jq -c --arg k "${kv%%=*}" --argjson v "${kv#*=}" \
+			'. + {($k): (if ($v | type) == "array" then {_seq: $v} else $v end)}' <<<"$a")
+	done
+	echo "$a" >"$ANS"
+}
+IMG=$W/img/tandem-1.1.0.img
+mkdir -p "$W/img"
+head -c 1000 /dev/zero >"$IMG"
+S_RUN5=$(fx status running 5)
+S_RUN5B=$(fx status running 5 5.5 | jq -c '.nodes[1].detail = "waiting to rejoin 13/900 s"')
+S_RUN5C=$(fx status running 5 6.0 | jq -c '.nodes[1] += {state: "resyncing", alive: true, detail: "resync 40/300 s"}')
+S_RUN8=$(fx status running 8)
+S_DONE=$(fx status completed 0)
+S_FAIL=$(fx status failed 5)
+S_IDLE='{"ok":true,"state":"idle"}'
+S_OTHER=$(fx status completed 0 | jq -c '.id = 122')
+
+echo "-- upgrade: usage errors send nothing"
+: >"$LOG"
+for args in "upgrade" "upgrade frob" "upgrade plan" "upgrade start" "upgrade plan --image" \
+	"upgrade start --detach" "upgrade status --detach" "upgrade abort now" "upgrade rollback --node" \
+	"upgrade finalize --force" "upgrade report --probe-log" "upgrade report --watch" \
+	"upgrade plan --image a --image b" "upgrade status --image $IMG" "upgrade plan --image $IMG --detach"; do
+	# shellcheck disable=SC2086
+	ctl $args
+	expect_rc 2 "tandemctl $args"
+done
+check "upgrade usage errors sent no request" [ "$(nreq)" -eq 0 ]
+ctl upgrade plan --image "$W/img/missing.img"
+expect_rc 1 "upgrade plan of a missing image"
+check "missing image: said" grep -q "missing.img: No such file" "$ERR"
+ctl upgrade report --probe-log "$W/no-such-probe.log"
+expect_rc 1 "upgrade report with a missing probe log"
+check "missing image or probe log: nothing sent" [ "$(nreq)" -eq 0 ]
+"$CTL" --help | grep -q 'upgrade start --image FILE'
+check "--help lists upgrade start" [ $? -eq 0 ]
+
+echo "-- upgrade plan"
+upg_answers "upgrade.plan=$(fx plan ok)"
+CTL_ABS=$(realpath "$CTL")
+(cd "$W/img" && "$CTL_ABS" --socket "$SOCK" upgrade plan --image tandem-1.1.0.img >"$OUT" 2>"$ERR")
+RC=$?
+expect_rc 0 "upgrade plan, every check passing"
+check "plan: the request, image made absolute" [ "$(last_req | jq -cS .)" = "$(jq -cnS --arg i "$IMG" '{cmd: "upgrade", op: "plan", image: $i, force: false, disruptive: false, no_failback: false}')" ]
+check "plan: header" grep -qx 'upgrade plan: 1.0.0 -> 1.1.0, in service (node by node, traffic kept)' "$OUT"
+check "plan: image line" grep -qx "image: $IMG, version 1.1.0, 2.2 MiB, digest abababababababab" "$OUT"
+check "plan: four PASS rows" [ "$(grep -cE '^  PASS  E_[A-Z_]+ +[A-Za-z]' "$OUT")" -eq 4 ]
+check "plan: disk check row" grep -qE '^  PASS  E_DISK_SPACE +free space >= 2 x image on every node \(min 10.2 GiB on gw2\)$' "$OUT"
+check "plan: twelve numbered steps in order" [ "$(grep -E '^ +[0-9]+\. ' "$OUT" | awk '{print $1}' | tr '\n' ' ')" = "0. 1. 2. 3. 4. 5. 6. 7. 8. 9. 10. 11. " ]
+check "plan: step text" grep -qE '^ +5\. upgrade gw2$' "$OUT"
+check "plan: verdict" grep -qx 'all 4 checks passed: `tandemctl upgrade start` with these options runs these 12 steps' "$OUT"
+ctl upgrade plan --image "$IMG" --force --disruptive --no-failback
+check "plan: flags sent" [ "$(last_req | jq -c '[.force, .disruptive, .no_failback]')" = '[true,true,true]' ]
+ctl --json upgrade plan --image="$IMG"
+expect_rc 0 "upgrade plan --json"
+check "plan --json: the answer as sent" [ "$(jq -cS . "$OUT")" = "$(fx plan ok | jq -cS .)" ]
+upg_answers "upgrade.plan=$(fx plan fail)"
+ctl upgrade plan --image "$IMG"
+expect_rc 3 "upgrade plan with two failed checks"
+check "plan fail: both FAIL rows" [ "$(grep -cE '^  FAIL  ' "$OUT")" -eq 2 ]
+check "plan fail: disk space row" grep -qE '^  FAIL  E_DISK_SPACE +gw2 has 1.1 MiB free' "$OUT"
+check "plan fail: CPU row" grep -qE '^  FAIL  E_CPU +gw1 CPU at 93%' "$OUT"
+check "plan fail: passing checks shown too" [ "$(grep -cE '^  PASS  ' "$OUT")" -eq 2 ]
+check "plan fail: verdict" grep -qx '2 of 4 checks failed: the upgrade would be refused' "$OUT"
+ctl --json upgrade plan --image "$IMG"
+expect_rc 3 "upgrade plan --json with failed checks"
+check "plan fail --json: all_ok false" [ "$(jq -c .all_ok "$OUT")" = false ]
+
+echo "-- upgrade start"
+REFUSE='{"ok":false,"code":"refused","error":"2 pre-checks failed","upgrade_code":"E_DISK_SPACE","checks":[{"code":"E_DISK_SPACE","ok":false,"message":"gw2 has 1.1 MiB free, needs 4.4 MiB"},{"code":"E_PEER_DOWN","ok":true,"message":"every peer alive"},{"code":"E_CPU","ok":false,"message":"gw1 CPU at 93% over 5 s"}]}'
+upg_answers "upgrade.start=$REFUSE" "upgrade.status=$S_RUN5"
+: >"$LOG"
+ctl upgrade start --image "$IMG"
+expect_rc 3 "upgrade start refused"
+check "start refused: sentence and upgrade code" grep -qx 'tandemctl: refused: 2 pre-checks failed (E_DISK_SPACE)' "$ERR"
+check "start refused: the two failed checks, not the passing one" [ "$(grep -cE '^  FAIL  E_(DISK_SPACE|CPU) ' "$ERR")" -eq 2 -a "$(grep -c E_PEER_DOWN "$ERR")" -eq 0 ]
+check "start refused: no status asked" [ "$(nreq)" -eq 1 ]
+check "start: the request" [ "$(last_req | jq -cS .)" = "$(jq -cnS --arg i "$IMG" '{cmd: "upgrade", op: "start", image: $i, force: false, disruptive: false, no_failback: false}')" ]
+ctl --json upgrade start --image "$IMG"
+expect_rc 3 "upgrade start refused --json"
+check "start refused --json: the answer on stdout" [ "$(jq -c .upgrade_code "$OUT")" = '"E_DISK_SPACE"' ]
+upg_answers 'upgrade.start={"ok":false,"code":"usage","error":"the image path must be absolute"}'
+ctl upgrade start --image "$IMG"
+expect_rc 2 "upgrade start, usage error from the daemon"
+upg_answers 'upgrade.start={"ok":false,"code":"failed","error":"cannot record the journal: No space left on device"}'
+ctl upgrade start --image "$IMG"
+expect_rc 1 "upgrade start, failure from the daemon"
+check "start failed: said" grep -q 'failed: cannot record the journal' "$ERR"
+
+upg_answers 'upgrade.start={"ok":true,"id":123}' "upgrade.status=$S_RUN5"
+: >"$LOG"
+ctl upgrade start --image "$IMG" --detach --no-failback
+expect_rc 0 "upgrade start --detach"
+check "start --detach: output" [ "$(cat "$OUT")" = "upgrade 123 started" ]
+check "start --detach: one request, no_failback sent" [ "$(nreq)" -eq 1 -a "$(last_req | jq .no_failback)" = true ]
+ctl --json upgrade start --image "$IMG" --detach
+check "start --detach --json: the answer" [ "$(jq -c . "$OUT")" = '{"ok":true,"id":123}' ]
+
+echo "-- upgrade status"
+upg_answers "upgrade.status=$S_RUN5"
+ctl upgrade status
+expect_rc 0 "upgrade status"
+check "status: the request" [ "$(last_req | jq -cS .)" = '{"cmd":"upgrade","op":"status"}' ]
+check "status: header" grep -qx 'upgrade 123: running, 1.0.0 -> 1.1.0, coordinator gw1, elapsed 4.28 s, not finalized' "$OUT"
+check "status: phase" grep -qx 'phase: upgrade gw2' "$OUT"
+check "status: freeze and protocol" grep -qx 'configuration frozen; protocol level 1 (old 1, new 2)' "$OUT"
+check "status: node gw2 row" grep -qE '^  gw2 +restarting +1\.0\.0 +no +waiting to rejoin 12/900 s$' "$OUT"
+check "status: node gw1 row" grep -qE '^  gw1 +pending +1\.0\.0 +yes$' "$OUT"
+check "status: five done steps with durations" [ "$(grep -cE '^  ✓ +[0-4] .* (0\.20|2\.00) s$' "$OUT")" -eq 5 ]
+check "status: the running step" grep -qE '^  ▶ +5 upgrade gw2 +running for 1\.23 s$' "$OUT"
+check "status: progress bar of the running step's node" grep -qE '^ +gw2 +\[#+\.+\] restarting: waiting to rejoin 12/900 s$' "$OUT"
+check "status: six pending steps" [ "$(grep -cE '^  · +([6-9]|1[01]) ' "$OUT")" -eq 6 ]
+check "status: no error when none" [ "$(grep -c '^error' "$OUT")" -eq 0 ]
+ctl --json upgrade status
+expect_rc 0 "upgrade status --json"
+check "status --json: the answer without ok" [ "$(jq -cS . "$OUT")" = "$(echo "$S_RUN5" | jq -cS 'del(.ok)')" ]
+ctl upgrade status --json
+check "status --json after the subcommand" [ "$(jq -r .state "$OUT")" = running ]
+upg_answers "upgrade.status=$S_FAIL"
+ctl upgrade status
+expect_rc 0 "upgrade status of a failed upgrade"
+check "status failed: failed step marked with its time" grep -qE '^  ✗ +5 upgrade gw2 +failed after 9\.00 s$' "$OUT"
+check "status failed: rollback step" grep -qE '^  ✓ +12 revert gw2 to 1\.0\.0 +20\.0 s  \[rollback\]$' "$OUT"
+check "status failed: error with code and step" grep -qx 'error E_REJOIN_TIMEOUT at step 5: gw2 did not come back on 1.1.0 within 900 s' "$OUT"
+check "status failed: recovery" grep -qx '  recovery: gw2 was reverted to 1.0.0; every node runs 1.0.0 with service kept' "$OUT"
+upg_answers "upgrade.status=$S_IDLE"
+ctl upgrade status
+expect_rc 0 "upgrade status, idle"
+check "status idle: said" grep -q '^no upgrade in progress' "$OUT"
+
+echo "-- upgrade status --watch"
+# Running, the same with only a counter ticking, a dropped connection
+# (the node restarts), resyncing, the next upgrade step, completed.
+upg_answers "upgrade.status=[$S_RUN5,$S_RUN5B,{\"_close\":true},$S_RUN5C,$S_RUN8,$S_DONE]"
+: >"$LOG"
+t0=$(date +%s%N)
+ctl upgrade status --watch
+t1=$(date +%s%N)
+expect_rc 0 "status --watch ending completed"
+check "watch: polled every 0.5 s (6 answers in >= 2.3 s)" [ $(((t1 - t0) / 1000000)) -ge 2300 ]
+check "watch: six status requests" [ "$(nreq)" -eq 6 ]
+check "watch: no ANSI codes when not a terminal" [ "$(grep -c $'\033' "$OUT")" -eq 0 ]
+check "watch: the header once while running, again when completed" [ "$(grep -c 'upgrade 123: running' "$OUT")" -eq 1 -a "$(grep -c 'upgrade 123: completed' "$OUT")" -eq 1 ]
+check "watch: a ticking counter is not an event" [ "$(grep -c '13/900' "$OUT")" -eq 0 ]
+check "watch: lines stamped with the upgrade's elapsed time" grep -qE '^\[ +6\.00 s\] gw2 +resyncing +1\.0\.0 +yes +resync 40/300 s$' "$OUT"
+check "watch: the silence said once, the return too" [ "$(grep -c '^tandemd not answering' "$OUT")" -eq 1 -a "$(grep -c '^tandemd answering again' "$OUT")" -eq 1 ]
+check "watch: step 5 done when it ends" grep -qE '^\[ +34\.8 s\] ✓ +5 upgrade gw2 +30\.0 s$' "$OUT"
+check "watch: step 5 line printed twice only (running, done)" [ "$(grep -cE '[✓▶] +5 upgrade gw2' "$OUT")" -eq 2 ]
+check "watch: the verdict" grep -q '^upgrade 123 completed in 64.3 s: every node runs 1.1.0' "$OUT"
+upg_answers "upgrade.status=[$S_RUN5,$S_FAIL]"
+ctl upgrade status --watch
+expect_rc 1 "status --watch ending failed"
+check "watch failed: error and recovery on stderr" [ "$(grep -c 'upgrade 123 failed: E_REJOIN_TIMEOUT at step 5: gw2 did not come back' "$ERR")" -eq 1 -a "$(grep -c '  recovery: gw2 was reverted' "$ERR")" -eq 1 ]
+upg_answers "upgrade.status=[$S_RUN5,$(fx status failed 5 | jq -c '.state = "aborted"')]"
+ctl upgrade status --watch
+expect_rc 1 "status --watch ending aborted"
+upg_answers "upgrade.status=$S_IDLE"
+ctl upgrade status --watch
+expect_rc 0 "status --watch with nothing running"
+upg_answers "upgrade.status=[$S_RUN5,$S_RUN8,$S_DONE]"
+ctl --json upgrade status --watch
+expect_rc 0 "status --watch --json"
+check "watch --json: one JSON object per change" [ "$(jq -sc 'map(.state)' "$OUT")" = '["running","running","completed"]' ]
+# On a terminal: redrawn in place.
+if command -v script >/dev/null; then
+	upg_answers "upgrade.status=[$S_RUN5,$S_DONE]"
+	script -qec "$CTL --socket $SOCK upgrade status --watch" /dev/null >"$OUT" 2>"$ERR"
+	RC=$?
+	expect_rc 0 "status --watch on a terminal"
+	check "watch on a terminal: cleared and redrawn twice" [ "$(grep -o $'\033\[H\033\[2J' "$OUT" | wc -l)" -eq 2 ]
+fi
+# Ctrl-C ends watching with 0.
+upg_answers "upgrade.status=$S_RUN5"
+"$CTL" --socket "$SOCK" upgrade status --watch >"$OUT" 2>"$ERR" &
+wpid=$!
+sleep 1.2
+kill -INT "$wpid"
+wait "$wpid"
+RC=$?
+expect_rc 0 "status --watch interrupted"
+check "watch interrupted: said" grep -q '^stopped watching; the upgrade goes on' "$OUT"
+# A daemon silent for 30 s: exit 1 (bounded).
+upg_answers 'upgrade.status={"_close":true}'
+t0=$(date +%s)
+ctl upgrade status --watch
+t1=$(date +%s)
+expect_rc 1 "status --watch, daemon silent"
+check "silent: gave up after 30..35 s ($((t1 - t0)) s)" [ $((t1 - t0)) -ge 30 -a $((t1 - t0)) -le 35 ]
+check "silent: said" grep -q 'has not answered for 30 s' "$ERR"
+
+echo "-- upgrade start, followed"
+upg_answers 'upgrade.start={"ok":true,"id":123}' "upgrade.status=[$S_OTHER,$S_RUN5,$S_RUN8,$S_DONE]"
+ctl upgrade start --image "$IMG"
+expect_rc 0 "upgrade start followed to completion"
+check "start: started line first" [ "$(sed -n 1p "$OUT")" = "upgrade 123 started" ]
+check "start: the previous upgrade (122) is not taken for this one" [ "$(grep -c 'upgrade 122' "$OUT")" -eq 0 ]
+check "start: the verdict" grep -q '^upgrade 123 completed in 64.3 s' "$OUT"
+upg_answers 'upgrade.start={"ok":true,"id":123}' "upgrade.status=[$S_RUN5,$S_FAIL]"
+ctl upgrade start --image "$IMG"
+expect_rc 1 "upgrade start that fails"
+check "start failed: error and recovery" [ "$(grep -c 'E_REJOIN_TIMEOUT' "$ERR")" -eq 1 -a "$(grep -c 'recovery: gw2 was reverted' "$ERR")" -eq 1 ]
+
+echo "-- upgrade abort, rollback, finalize"
+upg_answers 'upgrade.abort={"ok":true,"id":123,"message":"upgrade 123: aborting; upgraded nodes roll back, standby first"}' \
+	'upgrade.rollback={"ok":true,"id":123,"message":"upgrade 123: gw2 returns to 1.0.0"}' \
+	'upgrade.finalize={"ok":false,"code":"refused","error":"gw1 does not run 1.1.0 yet"}'
+ctl upgrade abort
+expect_rc 0 "upgrade abort"
+check "abort: request and message" [ "$(last_req | jq -cS .)" = '{"cmd":"upgrade","op":"abort"}' -a "$(cat "$OUT")" = "upgrade 123: aborting; upgraded nodes roll back, standby first" ]
+ctl upgrade rollback --node gw2
+expect_rc 0 "upgrade rollback --node"
+check "rollback: node sent" [ "$(last_req | jq -cS .)" = '{"cmd":"upgrade","node":"gw2","op":"rollback"}' ]
+check "rollback: message" [ "$(cat "$OUT")" = "upgrade 123: gw2 returns to 1.0.0" ]
+ctl --json upgrade rollback
+check "rollback --json: the answer; no node sent" [ "$(jq -r .message "$OUT")" = "upgrade 123: gw2 returns to 1.0.0" -a "$(last_req | jq 'has("node")')" = false ]
+ctl upgrade finalize
+expect_rc 3 "upgrade finalize refused"
+check "finalize refused: reason" grep -qx 'tandemctl: refused: gw1 does not run 1.1.0 yet' "$ERR"
+upg_answers 'upgrade.finalize={"ok":true,"id":123,"message":"upgrade 123 finalized: the cluster speaks protocol level 2"}'
+ctl upgrade finalize
+expect_rc 0 "upgrade finalize"
+check "finalize: message" [ "$(cat "$OUT")" = "upgrade 123 finalized: the cluster speaks protocol level 2" ]
+
+echo "-- upgrade report"
+for k in covering drops late nosummary; do fx probe $k >"$W/probe-$k.log"; done
+upg_answers "upgrade.status=$S_DONE"
+ctl upgrade report
+expect_rc 0 "upgrade report"
+check "report: header" grep -qx 'upgrade 123: completed, 1.0.0 -> 1.1.0' "$OUT"
+check "report: one row per step" [ "$(grep -cE '^ +[0-9]+ [a-z]' "$OUT")" -eq 12 ]
+check "report: step 5's offset and duration" grep -qE '^ +5 upgrade gw2 +\+3\.05 s +30\.0 s$' "$OUT"
+check "report: step 8's offset" grep -qE '^ +8 upgrade gw1 +\+33\.6 s +30\.0 s$' "$OUT"
+check "report: total, restarts vs overhead" grep -qx 'total 64.3 s: node restarts and resync (upgrade/revert steps) 60.0 s (93%), coordinator overhead 4.35 s (7%, of which 0.55 s between steps)' "$OUT"
+check "report: no traffic section without a log" [ "$(grep -c 'zero drops' "$OUT")" -eq 0 ]
+ctl upgrade report --probe-log "$W/probe-covering.log"
+expect_rc 0 "upgrade report with a covering probe log"
+check "report: the 37 ms gap in step 5" grep -qE '^ +5 upgrade gw2 .* 37 ms +0 +0 +0$' "$OUT"
+check "report: the 21 ms gap in step 8" grep -qE '^ +8 upgrade gw1 .* 21 ms +0 +0 +0$' "$OUT"
+check "report: no gap in the other steps" [ "$(grep -cE '^ +[0-9]+ .* 0 ms +0 +0 +0$' "$OUT")" -eq 10 ]
+check "report: totals over the upgrade (the 900 ms gap after it is not counted)" grep -qx '  during the upgrade: longest gap 37 ms; resets 0, connections lost 0, failed new connections 0' "$OUT"
+check "report: zero drops" grep -q '^  zero drops: ' "$OUT"
+ctl --json upgrade report --probe-log "$W/probe-covering.log"
+expect_rc 0 "upgrade report --json"
+check "report --json: per-step gaps" [ "$(jq -c '[.steps[].probe.max_gap_ms]' "$OUT")" = '[0,0,0,0,0,37,0,0,21,0,0,0]' ]
+check "report --json: zero_drops, covers, totals" [ "$(jq -c '[.probe.zero_drops, .probe.covers_upgrade, .probe.totals.max_gap_ms, .total_ms, .restart_resync_ms]' "$OUT")" = '[true,true,37,64350,60000]' ]
+ctl upgrade report --probe-log "$W/probe-drops.log"
+expect_rc 0 "upgrade report with drops"
+check "drops: not called zero drops" [ "$(grep -c 'zero drops' "$OUT")" -eq 0 ]
+check "drops: counted" grep -qx '  DROPS during the upgrade: resets 1, connections lost 1, failed new connections 0' "$OUT"
+check "drops: the lost connection in step 5, the reset in step 8" [ "$(grep -cE '^ +5 upgrade gw2 .* 37 ms +0 +1 +0$' "$OUT")" -eq 1 -a "$(grep -cE '^ +8 upgrade gw1 .* 21 ms +1 +0 +0$' "$OUT")" -eq 1 ]
+ctl upgrade report --probe-log "$W/probe-late.log"
+check "late log: not zero drops, says why" [ "$(grep -c 'zero drops' "$OUT")" -eq 0 -a "$(grep -c '^  not proven: the probe log starts 2000 ms after the upgrade began$' "$OUT")" -eq 1 ]
+ctl --json upgrade report --probe-log "$W/probe-nosummary.log"
+check "no summary: not zero drops, says why" [ "$(jq -c '[.probe.zero_drops, (.probe.missing[0] | test("no summary line"))]' "$OUT")" = '[false,true]' ]
+upg_answers "upgrade.status=$S_RUN8"
+ctl upgrade report --probe-log "$W/probe-covering.log"
+expect_rc 0 "upgrade report of a running upgrade"
+check "running: not zero drops, the upgrade has not ended" [ "$(grep -c 'zero drops' "$OUT")" -eq 0 -a "$(grep -c 'not proven: the upgrade has not ended' "$OUT")" -eq 1 ]
+check "running: said in the header" grep -q '(still going on: times so far)' "$OUT"
+upg_answers "upgrade.status=$S_FAIL"
+ctl upgrade report
+expect_rc 0 "upgrade report of a failed upgrade"
+check "failed: revert counted as restart time" grep -q 'node restarts and resync (upgrade/revert steps) 29.0 s' "$OUT"
+check "failed: the error" grep -q '^error E_REJOIN_TIMEOUT at step 5' "$OUT"
+upg_answers "upgrade.status=$S_DONE"
+{ head -n 2 "$W/probe-covering.log"; echo '{"t_ms": "soon", "kind": "gap"}'; } >"$W/probe-bad.log"
+ctl upgrade report --probe-log "$W/probe-bad.log"
+expect_rc 1 "upgrade report with a malformed probe log"
+check "malformed log: FILE:LINE said" grep -q "probe-bad.log:3: not a probe event" "$ERR"
+check "malformed log: no report printed" [ ! -s "$OUT" ]
+upg_answers "upgrade.status=$S_IDLE"
+ctl upgrade report
+expect_rc 1 "upgrade report with no upgrade"
+check "no upgrade: said" grep -q 'no upgrade to report on' "$ERR"
+
+"$CTL" --socket "$W/no-such.sock" upgrade status >"$OUT" 2>"$ERR"
+RC=$?
+expect_rc 1 "upgrade status with no daemon"
+
 echo "tests/cli: $pass checks passed, $fail failed"
 [ -n "${CLI_TEST_KEEP:-}" ] && { trap - EXIT; kill "$FAKE_PID"; echo "kept $W" >&2; }
 [ "$fail" -eq 0 ]
