@@ -86,6 +86,10 @@ $(B)/tests/ct_check: $(B)/tests/lab/ct_check.o $(B)/libio.a $(B)/libcore.a
 $(B)/tests/store_check: $(B)/tests/lab/store_check.o $(B)/libio.a $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+# The image transfer driver with real files: tests/lab/test_xfer.sh.
+$(B)/tests/xfer_check: $(B)/tests/lab/xfer_check.o $(B)/libio.a $(B)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(SIM_BIN): $(B)/tests/sim/sim.o $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
