@@ -81,4 +81,5 @@ echo "NEW FAIL: new connections (one every 50 ms) that failed; RUN MAX: longest 
 echo "whole run, machine stalls included. keepalived: VRRPv3 on the control link, advert_int ="
 echo "heartbeat, planned = SIGTERM to the master (priority-0 advertisement)."
 timeout -k 10 1200 bash "$here/sessions.sh" "$build" || { echo "bench: session sync did not complete" >&2; failed=$((failed + 1)); }
+timeout -k 10 900 bash "$here/upgrade.sh" "$build" || { echo "bench: the upgrade timeline did not complete" >&2; failed=$((failed + 1)); }
 [ $failed = 0 ] || { echo "bench: $failed setting(s) did not complete" >&2; exit 1; }
