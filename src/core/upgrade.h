@@ -73,7 +73,14 @@
  * UPG_SEQ_SPACE (bit 61), disjoint from node.c's, ctsync's (63),
  * cfgsync's (62) and xfer's (60), so the seal nonce is never reused.
  *
- * ERROR CODES (stable, documented in the README): the E_* strings below. */
+ * ERROR CODES (stable, documented in the README): the E_* strings below,
+ * the pre-check codes (upg_precheck), and for refused commands
+ * E_NO_COORDINATOR (no answer from the group 0 primary in
+ * UPG_REQ_TIMEOUT_MS), E_BUSY (this node already has a command in flight),
+ * E_PLAN (the plan does not fit in UPG_STEPS_MAX), E_INVALID (a malformed
+ * command); for failed steps E_MOVE, E_NODE_TIMEOUT, E_NODE_FAILED (a DONE
+ * without a code), E_REJOIN_TIMEOUT, E_RESYNC_TIMEOUT, E_HEALTH,
+ * E_NODE_REVERTED, and E_ABORTED for `abort`. */
 #ifndef TND_UPGRADE_H
 #define TND_UPGRADE_H
 
@@ -184,6 +191,11 @@ struct upg_journal {
 	struct upg_step steps[UPG_STEPS_MAX];
 	int n_nodes;
 	uint8_t node_state[TND_NODES_MAX];  /* enum upg_node_state */
+	/* The incarnation each node ran when it was asked to install (or
+	 * revert), so that any coordinator, also one that took over or
+	 * restarted, knows whether the node has restarted since; 0: no
+	 * restart expected (it already ran the target version). */
+	uint64_t node_inc[TND_NODES_MAX];
 	struct upg_error error;
 };
 
@@ -400,5 +412,13 @@ void upg_precheck(const struct upg *u, const struct upg_image *img, const struct
  * plan does not fit in UPG_STEPS_MAX. */
 int upg_plan_build(const struct upg *u, const struct upg_opts *o, bool disruptive,
 		   struct upg_journal *j);
+/* The rollback plan of j (aimed at j->from) replaces the steps after
+ * j->cursor: the nodes that run j->to or were asked to install it (only
+ * `node` unless TND_NO_NODE), standbys first, the groups they hold moved
+ * to a node on j->from (group 0 last), then the rest; PREEMPT_ON,
+ * FAILBACK (RELEASE with no_failback), UNFREEZE; preceded by FREEZE and
+ * PREEMPT_OFF when j is COMPLETED. Every step has rollback = true.
+ * TND_ENOSPC when it does not fit (j unchanged). */
+int upg_plan_rollback(const struct upg *u, int node, struct upg_journal *j);
 
 #endif
