@@ -213,13 +213,23 @@ upg_conntrack_count() { lab_nsexec "gw$1" conntrack -C 2>/dev/null || echo 0; }
 
 # ---------------------------------------------------------------- traffic
 
-# upg_probe_start OUT : the load in the background (lab_probe_start), its
-# events log in OUT.events; returns once every connection echoed.
+# upg_probe_start OUT : the load in the background from the client, its
+# JSON report in OUT and its events log in OUT.events; returns once every
+# connection echoed (10 s at most). Started directly, not through a shell
+# function as lab_probe_start does, so LAB_PROBE_PID is the probe itself
+# and upg_probe_stop's SIGTERM reaches it.
 upg_probe_start() {
 	local out=$1
 	shift
-	rm -f "$out.events"
-	lab_probe_start "$out" "${UPG_LOAD[@]}" --events "$out.events" "$@"
+	rm -f "$out" "$out.ready" "$out.events"
+	LAB_PROBE_EVENT_MS=
+	LAB_PROBE_WINDOW_MS=2000
+	LAB_PROBE_T0=$(lab_now_ms)
+	ip netns exec "${P}client" "$LAB_BUILD/tandem-probe" client --target "$SERVER_ADDR" --port $PROBE_PORT \
+		--json --ready-file "$out.ready" --events "$out.events" "${UPG_LOAD[@]}" "$@" >"$out" 2>"$out.err" &
+	LAB_PROBE_PID=$!
+	LAB_EXTRA_PIDS+=("$LAB_PROBE_PID")
+	lab_wait_until 10 test -e "$out.ready" || { cat "$out.err" >&2; lab_fail "probe client not ready within 10 s"; }
 }
 
 # upg_probe_stop OUT : SIGTERM ends the load; the probe drains, reports and
