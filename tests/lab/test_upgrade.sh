@@ -127,7 +127,9 @@ lab_expect "(a) not finalized yet" "$(jq -r .finalized <<<"$st")" == false
 lab_expect "(a) no error" "$(jq -r '.error.code // "none"' <<<"$st")" == none
 lab_expect "(a) every step done" "$(jq -r '[.steps[] | select(.status != "done" and .status != "skipped")] | length' <<<"$st")" -eq 0
 # Carried out by the group 0 primary: gw1 recorded the steps, gw2 only asked.
-lab_expect "(a) gw1 (group 0 primary) ran the steps" "$(grep -c 'event=upgrade.step' "$LAB_DIR/gw1.log")" -gt 0
+lab_expect "(a) gw1 (group 0 primary) started it for gw2" \
+	"$(grep -c 'event=upgrade.state .*to=running reason="started by gw2"' "$LAB_DIR/gw1.log")" -eq 1
+lab_expect "(a) gw1 ran its first step" "$(grep -c 'event=upgrade.step .*step=0 .*status=running' "$LAB_DIR/gw1.log")" -ge 1
 lab_expect "(a) gw2 was upgraded" "$(jq -r '.nodes[] | select(.node == "gw2") | .state' <<<"$st")" == upgraded
 lab_expect "(a) configuration generation unchanged" "$(lab_status 1 | jq -r .config.generation)" == "$GEN0"
 upg_check_traffic "(a)" "$A"
