@@ -12,6 +12,11 @@
 #    2 usage, 3 refused), and that a bad file or a bad backup sends
 #    nothing. Only a unix socket in a private temporary directory; no
 #    network, no root needed.
+# 4. BUILD_DIR/tandemctl `upgrade ...` against the same fake, with canned
+#    answers and probe logs from tests/cli/upg_fixtures.py: plan, start,
+#    status and --watch over scripted answer sequences (one of them a
+#    daemon silent for the whole 30 s bound), abort, rollback, finalize,
+#    report and its zero-drops verdict.
 # Exits non-zero when any check fails.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
