@@ -168,14 +168,19 @@ upg_probe_start "$U"
 echo "   all $UPG_TCP connections open; events logged to $U.events"
 echo "   sessions in the kernels: gw1 $(upg_conntrack_count 1), gw2 $(upg_conntrack_count 2) (synced)"
 
+# Asked on the node that is not the group 0 primary: the command goes to
+# the coordinator, whichever node it is.
+COORD=$(lab_status 1 | jq -r '.groups[] | select(.id == 0) | .primary')
+ASK=2
+[ "$COORD" = gw2 ] && ASK=1
 say "The plan: every pre-check and the exact steps, changing nothing"
-echo "   \$ tandemctl upgrade plan --image $LAB_DIR/img-$UPG_V1        (on gw2)"
-lab_ctl 2 upgrade plan --image "$LAB_DIR/img-$UPG_V1" 2>&1 | sed 's/^/   /'
+echo "   \$ tandemctl upgrade plan --image $LAB_DIR/img-$UPG_V1        (on gw$ASK)"
+lab_ctl $ASK upgrade plan --image "$LAB_DIR/img-$UPG_V1" 2>&1 | sed 's/^/   /'
 
-say "The upgrade, started on gw2 (the secondary); gw1, the group 0 primary, carries it out"
-echo "   \$ tandemctl upgrade start --image $LAB_DIR/img-$UPG_V1        (on gw2)"
+say "The upgrade, started on gw$ASK; $COORD, the group 0 primary, carries it out"
+echo "   \$ tandemctl upgrade start --image $LAB_DIR/img-$UPG_V1        (on gw$ASK)"
 t0=$(lab_now_ms)
-upg_ctl 2 upgrade start --image "$LAB_DIR/img-$UPG_V1"
+upg_ctl $ASK upgrade start --image "$LAB_DIR/img-$UPG_V1"
 UPG_RC=$?
 UPG_MS=$(($(lab_now_ms) - t0))
 sleep 2 # traffic after the upgrade, through the failed-back gateway
@@ -194,8 +199,8 @@ jq -r '"   UDP: \(.udp_sent) sent, \(.udp_lost) lost, longest gap \(.udp_max_gap
 
 UPG_BROKEN=0
 upg_verdict() { # LABEL OK(0/1) DETAIL
-	if [ "$2" = 1 ]; then printf '   %s%-44s%s %s\n' "$G" "ok" "$N" "$1: $3"
-	else printf '   %s%-44s%s %s\n' "$R" "BROKEN" "$N" "$1: $3"; UPG_BROKEN=$((UPG_BROKEN + 1)); fi
+	if [ "$2" = 1 ]; then printf '   %s%-6s%s %s\n' "$G" "ok" "$N" "$1: $3"
+	else printf '   %s%-6s%s %s\n' "$R" "BROKEN" "$N" "$1: $3"; UPG_BROKEN=$((UPG_BROKEN + 1)); fi
 }
 say "The upgrade against the guarantees (SPEC section 6)"
 st=$(upg_status 1)
