@@ -42,6 +42,7 @@
 #include "conf/confdoc.h"
 #include "core/cfgsync.h"
 #include "core/node.h"
+#include "core/upgrade.h"
 #include "core/seal.h"
 #include "core/wire.h"
 #include "io/hooks.h"
@@ -54,6 +55,8 @@
 #include "io/state.h"
 #include "io/store.h"
 #include "io/supervise.h"
+#include "io/sysfacts.h"
+#include "io/xferio.h"
 #include "io/udp.h"
 
 #define DEFAULT_CONFIG "/etc/tandem/tandem.yaml"
@@ -155,6 +158,7 @@ struct daemon {
 		enum gstate state;
 	} hooks[HOOKS_TRACKED_MAX];
 	struct img *img; /* versions: see the section "versions" */
+	struct upg_drv *upg; /* in-service upgrade: see its section */
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -325,6 +329,17 @@ static void send_plain(struct daemon *d, int to, int link, const uint8_t *pkt,
 
 static void sess_follow(struct daemon *d, mono_t now);
 static void rearm(struct daemon *d);
+static void upg_install_done(struct daemon *d, bool ok, const char *why);
+static bool upg_freeze_why(struct daemon *d, char *why, size_t len);
+static void upg_tick(struct daemon *d, mono_t now);
+static mono_t upg_wake(const struct daemon *d);
+static void upg_recv(struct daemon *d, const struct wire_hdr *h, const uint8_t *body, size_t len,
+		     mono_t now);
+static void upg_slow_tick(struct daemon *d, mono_t now);
+static json_t *upg_summary_json(struct daemon *d);
+static json_t *ctl_upgrade(void *arg, json_t *req, uint32_t token, bool *deferred);
+static void upg_init(struct daemon *d, uint64_t seed);
+static void upg_close(struct daemon *d);
 
 static void act_send(struct daemon *d, const struct act *a, mono_t now)
 {
@@ -475,6 +490,13 @@ static void rearm(struct daemon *d)
 			cw = floor;
 		if (cw < at)
 			at = cw;
+	}
+	{
+		mono_t uw = upg_wake(d), floor = loop_now() + MS_TO_MONO(SPIN_GUARD_MS);
+		if (uw < floor)
+			uw = floor;
+		if (uw < at)
+			at = uw;
 	}
 	if (d->stopping && d->stop_deadline < at)
 		at = d->stop_deadline;
@@ -945,6 +967,8 @@ static void cfg_run(struct daemon *d, mono_t now)
 				if (!nc || !dg) {
 					an->code = TND_ENOSPC;
 					snprintf(an->why, sizeof an->why, "out of memory");
+				} else if (upg_freeze_why(d, an->why, sizeof an->why)) {
+					an->code = TND_EREFUSED; /* the coordinator holds the freeze too */
 				} else if (cfgsync_doc_decode(a->blob, a->blob_len, &t) != 0) {
 					an->code = TND_EINVAL;
 					snprintf(an->why, sizeof an->why, "not a well-formed document");
@@ -1125,6 +1149,8 @@ static json_t *cfg_apply_req(struct daemon *d, json_t *req, uint32_t token, bool
 	if (d->stopping) {
 		r = TND_EREFUSED;
 		snprintf(why, sizeof why, "tandemd is shutting down");
+	} else if (upg_freeze_why(d, why, sizeof why)) {
+		r = TND_EREFUSED;
 	} else {
 		r = cfg_check(d, source, &t, nc, dg, why, sizeof why);
 	}
@@ -1213,6 +1239,7 @@ static void on_timer(struct loop *l, void *arg)
 		sess_follow(d, now);
 	}
 	cfg_tick(d, now);
+	upg_tick(d, now);
 	if (now >= node_next_wake(d->node)) {
 		struct ev ev = { .type = EV_TICK };
 		d->last_tick = now;
@@ -1267,6 +1294,12 @@ static void on_udp(struct loop *l, int fd, uint32_t events, void *arg)
 			}
 			if (hdr.type >= CFG_MSG_STATE && hdr.type <= CFG_MSG_RESULT) {
 				cfg_recv(d, &hdr, body, body_len, now);
+				rearm(d);
+				break;
+			}
+			if (hdr.type >= UPG_MSG_STATE && hdr.type <= 58) { /* upgrade, image transfer */
+				if (d->upg)
+					upg_recv(d, &hdr, body, body_len, now);
 				rearm(d);
 				break;
 			}
@@ -1487,6 +1520,7 @@ struct img {
 	int h_pidfd, h_out;
 	uint32_t h_token;
 	bool h_activate, h_restart, h_install;
+	bool h_for_upg;    /* asked by the upgrade core, not a client */
 	char h_version[TND_VERSION_MAX], h_file[TND_PATH_MAX];
 	mono_t h_started, h_deadline;
 };
@@ -1678,7 +1712,13 @@ static void img_helper_done(struct daemon *d, bool kill_it)
 		json_object_set_new(res, "hold_timer_s", json_integer(d->conf->upgrade_hold_timer_s));
 		json_object_set_new(res, "tries_max", json_integer(BOOT_TRIES_MAX));
 	}
-	ctl_reply(d->ctl, im->h_token, res);
+	if (im->h_for_upg) {
+		im->h_for_upg = false;
+		upg_install_done(d, ok, json_string_value(json_object_get(res, "error")) ?: "failed");
+		json_decref(res);
+	} else {
+		ctl_reply(d->ctl, im->h_token, res);
+	}
 	if (ok && im->h_restart)
 		img_restart(d, im->h_version);
 }
@@ -1699,6 +1739,7 @@ static void on_img_tick(struct loop *l, int fd, uint32_t events, void *arg)
 	if (d->img->h_pid && now >= d->img->h_deadline)
 		img_helper_done(d, true);
 	img_confirm_check(d, now);
+	upg_slow_tick(d, now);
 }
 
 /* Start the helper for an install (file) or an activation check
@@ -1892,7 +1933,955 @@ static json_t *img_status(void *arg)
 
 	if (st && slots_load(d->state_dir, &b, why, sizeof why) == 0)
 		json_object_set_new(st, "image", img_boot_json(d, &b));
+	if (st && d->upg)
+		json_object_set_new(st, "upgrade", upg_summary_json(d));
 	return st;
+}
+
+/* ---- in-service upgrade (issue 5) ----------------------------------------
+ *
+ * The driver of src/core/upgrade.h: it gives the core this node's facts
+ * (version and boot record, links, group states, configuration and
+ * session sync, free space, CPU) and the election's view, and performs
+ * what the core decides: messages, the journal file (STATE_DIR/
+ * upgrade.journal, written atomically before the core goes on), node
+ * actions (configuration backup, image fetch through src/io/xferio.h,
+ * install + restart and revert + restart through the version helper of
+ * the section above), group moves through node_admin(), and the answers
+ * to `tandemctl upgrade`. The pre-check of an image runs in the version
+ * helper process (slots.h "precheck") so the loop keeps its heartbeats. */
+
+#define UPG_JOURNAL_FILE "upgrade.journal"
+#define UPG_BACKUP_DIR "backups"
+#define UPG_PRECHECK_TIMEOUT_MS 120000
+#define UPG_DONE_QUEUE 16
+
+struct upg_drv {
+	struct upg *core;
+	struct upg_actions *acts;
+	struct xferio *xfer;
+	struct sysfacts sys;
+	mono_t sys_next;
+	bool in_run;
+	bool suspended;        /* preemption suspended in the node core */
+	struct boot_state boot; /* cached, refreshed on the version tick */
+	bool boot_ok;
+	/* Local node actions in flight. */
+	struct { bool busy; uint64_t id; int step; uint8_t digest[UPG_DIGEST_LEN]; } fetch;
+	struct { bool busy; uint64_t id; int step; enum upg_do op; } inst;
+	/* Answers queued for the core (performed after the current batch). */
+	int n_done;
+	struct upg_ev done[UPG_DONE_QUEUE];
+	/* A pre-check helper for `upgrade plan|start` (one at a time). */
+	pid_t pc_pid;
+	int pc_pidfd, pc_out;
+	uint32_t pc_token;
+	bool pc_start;
+	struct upg_opts pc_opts;
+	char pc_file[TND_PATH_MAX];
+	mono_t pc_deadline;
+	uint64_t auto_finalized; /* journal id finalized by upgrade.auto_finalize */
+};
+
+static void upg_run(struct daemon *d, mono_t now);
+
+static const char *upg_node_name(const struct daemon *d, int x)
+{
+	return x >= 0 && x < d->conf->n_nodes ? d->conf->nodes[x].name : "?";
+}
+
+/* This node's facts for the core. */
+static void upg_local_facts(struct daemon *d, mono_t now, struct upg_facts *f)
+{
+	struct upg_drv *u = d->upg;
+	const struct upg_journal *j = upg_journal_get(u->core);
+	struct node_status *st = d->st;
+
+	memset(f, 0, sizeof *f);
+	f->known = true;
+	f->heard = now;
+	f->incarnation = d->incarnation;
+	snprintf(f->version, sizeof f->version, "%s", TND_VERSION);
+	f->proto_min = WIRE_PROTO_MIN;
+	f->proto_max = WIRE_PROTO_MAX;
+	if (u->boot_ok) {
+		snprintf(f->previous, sizeof f->previous, "%s", u->boot.previous);
+		f->confirmed = strcmp(u->boot.active, TND_VERSION) == 0 && u->boot.confirmed;
+		if (u->boot.reverted) {
+			snprintf(f->revert_reason, sizeof f->revert_reason, "%.*s", (int)sizeof f->revert_reason - 1,
+				 u->boot.last_revert.reason);
+			snprintf(f->revert_from, sizeof f->revert_from, "%s", u->boot.last_revert.from);
+		}
+	}
+	f->journal_id = j->id;
+	f->journal_seq = j->seq;
+	node_status(d->node, now, st);
+	f->links_all_up = true;
+	for (int x = 0; x < d->conf->n_nodes; x++) {
+		if (x == d->self)
+			continue;
+		if (!st->peers[x].alive)
+			f->links_all_up = false;
+		for (int l = 0; l < d->n_links; l++)
+			if (!st->peers[x].links[l].up)
+				f->links_all_up = false;
+	}
+	f->maint = st->maint;
+	f->n_groups = st->n_groups;
+	for (int gi = 0; gi < st->n_groups && gi < TND_GROUPS_MAX; gi++) {
+		f->groups[gi].id = st->groups[gi].id;
+		f->groups[gi].state = st->groups[gi].state == G_PRIMARY ? UPG_G_PRIMARY
+				      : st->groups[gi].state == G_SECONDARY ? UPG_G_SECONDARY : UPG_G_OTHER;
+	}
+	if (d->cfg) {
+		struct cfgsync_report *r = calloc(1, sizeof *r);
+		if (r) {
+			cfgsync_report(d->cfg, r);
+			f->config_in_sync = r->nodes[d->self].in_sync;
+			f->config_gen = r->nodes[d->self].committed_gen;
+			free(r);
+		}
+	}
+	f->sessions_in_sync = d->sess ? sessions_in_sync(d->sess, now) : true;
+	f->free_bytes = sysfacts_free_bytes(d->state_dir);
+	f->cpu_percent = sysfacts_cpu_percent(&u->sys, now);
+	f->has_image = j->id != 0 && xferio_have(u->xfer, j->digest, NULL);
+}
+
+static void upg_build_view(struct daemon *d, mono_t now, struct upg_view *v)
+{
+	struct node_status *st = d->st;
+	struct timespec rt;
+
+	memset(v, 0, sizeof *v);
+	node_status(d->node, now, st);
+	v->coordinator = st->groups[0].state == G_PRIMARY ? d->self : st->groups[0].primary;
+	for (int x = 0; x < d->conf->n_nodes; x++) {
+		if (x == d->self) {
+			v->alive[x] = v->links_up[x] = true;
+			continue;
+		}
+		v->alive[x] = st->peers[x].alive;
+		v->links_up[x] = st->peers[x].alive;
+		for (int l = 0; l < d->n_links; l++)
+			if (!st->peers[x].links[l].up)
+				v->links_up[x] = false;
+	}
+	for (int gi = 0; gi < st->n_groups && gi < TND_GROUPS_MAX; gi++)
+		v->primary[gi] = st->groups[gi].state == G_PRIMARY ? d->self : st->groups[gi].primary;
+	for (int gi = st->n_groups; gi < TND_GROUPS_MAX; gi++)
+		v->primary[gi] = TND_NO_NODE;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	v->wall_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
+}
+
+/* Facts and view into the core (before each of its steps). */
+static void upg_feed(struct daemon *d, mono_t now)
+{
+	struct upg_facts f;
+	struct upg_view v;
+
+	upg_local_facts(d, now, &f);
+	upg_set_local(d->upg->core, &f, now);
+	upg_build_view(d, now, &v);
+	upg_set_view(d->upg->core, &v, now);
+}
+
+static void upg_queue_done(struct daemon *d, uint64_t id, int step, enum upg_do op, int rc,
+			   const char *code, const char *msg)
+{
+	struct upg_drv *u = d->upg;
+	struct upg_ev *e;
+
+	if (u->n_done >= UPG_DONE_QUEUE) {
+		log_event(LVL_ERROR, "upgrade.answers_dropped", "max=%d", UPG_DONE_QUEUE);
+		return;
+	}
+	e = &u->done[u->n_done++];
+	memset(e, 0, sizeof *e);
+	e->type = UPG_EV_DONE;
+	e->id = id;
+	e->step = step;
+	e->done_op = op;
+	e->rc = rc;
+	snprintf(e->code, sizeof e->code, "%s", code ? code : "");
+	snprintf(e->message, sizeof e->message, "%s", msg ? msg : "");
+}
+
+/* Save the configuration this node runs as STATE_DIR/backups/
+ * pre-upgrade-<id>.doc (the cluster document: YAML and ruleset), the
+ * format `tandemctl config restore` reads back through config show. */
+static int upg_backup(struct daemon *d, uint64_t id, char *why, size_t len)
+{
+	char dir[TND_PATH_MAX + 16], name[64];
+	const uint8_t *blob;
+	uint64_t gen;
+	size_t blen;
+
+	blob = cfgsync_current(d->cfg, &gen, &blen);
+	if (!blob) {
+		say(why, len, "the running configuration is not available");
+		return TND_ENOENT;
+	}
+	snprintf(dir, sizeof dir, "%s/%s", d->state_dir, UPG_BACKUP_DIR);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		say(why, len, "cannot create %s: %s", dir, strerror(errno));
+		return TND_ESYS;
+	}
+	snprintf(name, sizeof name, "pre-upgrade-%" PRIu64 ".doc", id);
+	if (state_write_atomic(dir, name, blob, blen) != 0) {
+		say(why, len, "cannot write %s/%s: %s", dir, name, strerror(errno));
+		return TND_ESYS;
+	}
+	log_event(LVL_INFO, "upgrade.backup", "id=%" PRIu64 " generation=%" PRIu64 " file=%s/%s", id, gen,
+		  dir, name);
+	return 0;
+}
+
+/* One UPG_ACT_DO: answered now (queued) or later (fetch, install). */
+static void upg_do(struct daemon *d, const struct upg_act *a, mono_t now)
+{
+	struct upg_drv *u = d->upg;
+	char why[512], path[TND_PATH_MAX + 96];
+	bool deferred = false;
+	json_t *res;
+	int r;
+
+	switch (a->op) {
+	case UPG_DO_BACKUP:
+		r = upg_backup(d, a->id, why, sizeof why);
+		upg_queue_done(d, a->id, a->step, a->op, r, r ? "E_BACKUP" : "", r ? why : "saved");
+		return;
+	case UPG_DO_FETCH:
+		if (u->fetch.busy && memcmp(u->fetch.digest, a->digest, UPG_DIGEST_LEN) == 0)
+			return; /* in flight */
+		r = xferio_fetch(u->xfer, a->digest, a->bytes, a->node, now);
+		if (r == 1) {
+			upg_queue_done(d, a->id, a->step, a->op, 0, "", "already here");
+		} else if (r < 0) {
+			say(why, sizeof why, "cannot fetch the image from %s: %s", upg_node_name(d, a->node),
+			    tnd_strerror(r));
+			upg_queue_done(d, a->id, a->step, a->op, r, "E_FETCH", why);
+		} else {
+			u->fetch.busy = true;
+			u->fetch.id = a->id;
+			u->fetch.step = a->step;
+			memcpy(u->fetch.digest, a->digest, UPG_DIGEST_LEN);
+		}
+		return;
+	case UPG_DO_INSTALL:
+	case UPG_DO_REVERT:
+		if (strcmp(a->version, TND_VERSION) == 0) {
+			upg_queue_done(d, a->id, a->step, a->op, 0, "", "running it already");
+			return;
+		}
+		if (u->inst.busy) {
+			if (u->inst.id == a->id && u->inst.step == a->step && u->inst.op == a->op)
+				return; /* in flight */
+			upg_queue_done(d, a->id, a->step, a->op, TND_EREFUSED, "E_INSTALL",
+				       "another install is in progress on this node");
+			return;
+		}
+		if (a->op == UPG_DO_INSTALL) {
+			if (xferio_path(u->xfer, a->digest, path, sizeof path) != 0 ||
+			    !xferio_have(u->xfer, a->digest, NULL)) {
+				upg_queue_done(d, a->id, a->step, a->op, TND_ENOENT, "E_INSTALL",
+					       "the image is not on this node");
+				return;
+			}
+			res = img_start_helper(d, 0, path, NULL, true, true, &deferred);
+		} else {
+			if (!slots_installed(d->state_dir, a->version)) {
+				say(why, sizeof why, "version %s is not installed on this node", a->version);
+				upg_queue_done(d, a->id, a->step, a->op, TND_ENOENT, "E_REVERT", why);
+				return;
+			}
+			res = img_start_helper(d, 0, NULL, a->version, true, true, &deferred);
+		}
+		if (!deferred) {
+			const char *e = json_string_value(json_object_get(res, "error"));
+			upg_queue_done(d, a->id, a->step, a->op, TND_EREFUSED,
+				       a->op == UPG_DO_INSTALL ? "E_INSTALL" : "E_REVERT", e ? e : "failed");
+			json_decref(res);
+			return;
+		}
+		d->img->h_for_upg = true;
+		u->inst.busy = true;
+		u->inst.id = a->id;
+		u->inst.step = a->step;
+		u->inst.op = a->op;
+		return;
+	}
+}
+
+/* The version helper ended an install or revert the upgrade asked for. */
+static void upg_install_done(struct daemon *d, bool ok, const char *why)
+{
+	struct upg_drv *u = d->upg;
+
+	if (!u->inst.busy)
+		return;
+	u->inst.busy = false;
+	upg_queue_done(d, u->inst.id, u->inst.step, u->inst.op, ok ? 0 : TND_EREFUSED,
+		       ok ? "" : u->inst.op == UPG_DO_INSTALL ? "E_INSTALL" : "E_REVERT",
+		       ok ? "installed; restarting" : why);
+	upg_run(d, loop_now());
+}
+
+static void upg_xfer_done(void *arg, const uint8_t digest[32], int rc, const char *why)
+{
+	struct daemon *d = arg;
+	struct upg_drv *u = d->upg;
+
+	if (!u->fetch.busy || memcmp(u->fetch.digest, digest, UPG_DIGEST_LEN) != 0)
+		return;
+	u->fetch.busy = false;
+	log_event(rc == 0 ? LVL_INFO : LVL_WARN, "upgrade.fetch", "id=%" PRIu64 " result=%s%s%s%s",
+		  u->fetch.id, rc == 0 ? "ok" : "failed", rc ? " error=\"" : "", rc ? why : "",
+		  rc ? "\"" : "");
+	upg_queue_done(d, u->fetch.id, u->fetch.step, UPG_DO_FETCH, rc, rc ? "E_FETCH" : "",
+		       rc ? why : "fetched and verified");
+	upg_run(d, loop_now());
+}
+
+static void upg_xfer_send(void *arg, int to, const uint8_t *pkt, size_t len)
+{
+	struct daemon *d = arg;
+
+	send_plain(d, to, cfg_link(d, to), pkt, len, loop_now());
+}
+
+static int upg_store(struct daemon *d, const struct upg_journal *j)
+{
+	uint8_t *buf = malloc(UPG_JOURNAL_BYTES_MAX);
+	size_t len;
+	int r;
+
+	if (!buf)
+		return TND_ENOSPC;
+	r = upg_journal_encode(j, buf, UPG_JOURNAL_BYTES_MAX, &len);
+	if (r == 0 && state_write_atomic(d->state_dir, UPG_JOURNAL_FILE, buf, len) != 0)
+		r = TND_ESYS;
+	free(buf);
+	return r;
+}
+
+static json_t *upg_reply_json(const struct upg_act *a)
+{
+	json_t *o;
+
+	if (a->rc == 0) {
+		o = json_pack("{s:b,s:s}", "ok", 1, "message", a->message);
+		if (a->id)
+			json_object_set_new(o, "id", json_integer((json_int_t)a->id));
+		return o;
+	}
+	o = json_pack("{s:b,s:s,s:s}", "ok", 0, "code",
+		      a->rc == TND_EREFUSED ? "refused" : a->rc == TND_EINVAL ? "usage" : "failed",
+		      "error", a->message);
+	if (a->code[0])
+		json_object_set_new(o, "upgrade_code", json_string(a->code));
+	return o;
+}
+
+static const enum ev_level upg_lvl[] = {
+	[UPG_LVL_DEBUG] = LVL_DEBUG, [UPG_LVL_INFO] = LVL_INFO,
+	[UPG_LVL_WARN] = LVL_WARN, [UPG_LVL_ERROR] = LVL_ERROR,
+};
+
+/* Perform the core's actions, then feed the queued answers, each
+ * answer's actions in turn. */
+static void upg_run(struct daemon *d, mono_t now)
+{
+	struct upg_drv *u = d->upg;
+
+	if (!u || u->in_run)
+		return;
+	u->in_run = true;
+	for (int round = 0; round < 64; round++) {
+		struct upg_actions *acts = u->acts;
+		for (int i = 0; i < acts->n; i++) {
+			const struct upg_act *a = &acts->a[i];
+			switch (a->type) {
+			case UPG_ACT_SEND:
+				send_plain(d, a->to, cfg_link(d, a->to), a->pkt, a->len, now);
+				break;
+			case UPG_ACT_STORE:
+				/* The journal is the promise that nothing is done twice
+				 * or left half-done: a node that cannot keep it stops. */
+				if (upg_store(d, a->journal) != 0)
+					fatal("cannot write %s/%s: %s", d->state_dir, UPG_JOURNAL_FILE,
+					      strerror(errno));
+				failpoint(d, "upgrade.journal.after_store");
+				break;
+			case UPG_ACT_DO:
+				upg_do(d, a, now);
+				break;
+			case UPG_ACT_FAILOVER:
+			case UPG_ACT_RESET: {
+				struct admin_req rq = { .op = a->type == UPG_ACT_FAILOVER ? ADM_FAILOVER
+											 : ADM_FAILOVER_RESET,
+							.group_id = a->group, .target = a->node };
+				char why[200];
+				actions_reset(&d->acts);
+				int r = node_admin(d->node, &rq, now, &d->acts, why, sizeof why);
+				perform(d, now);
+				if (r != 0)
+					log_event(LVL_WARN, "upgrade.move_refused", "group=%u to=%s error=\"%s\"",
+						  a->group, upg_node_name(d, a->node), why);
+				break;
+			}
+			case UPG_ACT_REPLY:
+				if (a->token)
+					ctl_reply(d->ctl, a->token, upg_reply_json(a));
+				break;
+			case UPG_ACT_EVENT:
+				log_event_kv(upg_lvl[a->level], a->name, a->kv);
+				break;
+			}
+		}
+		if (acts->n_dropped > 0)
+			log_event(LVL_ERROR, "upgrade.actions_dropped", "n=%d max=%d", acts->n_dropped,
+				  UPG_ACTIONS_MAX);
+		upg_actions_reset(acts);
+		if (u->n_done == 0)
+			break;
+		struct upg_ev ev = u->done[0];
+		memmove(&u->done[0], &u->done[1], (size_t)(u->n_done - 1) * sizeof u->done[0]);
+		u->n_done--;
+		upg_feed(d, now);
+		upg_step(u->core, &ev, now, acts);
+	}
+	bool sus = upg_preempt_suspended(u->core);
+	if (sus != u->suspended) {
+		u->suspended = sus;
+		node_suspend_preempt(d->node, sus);
+		log_event(LVL_INFO, "upgrade.preempt", "suspended=%s", sus ? "true" : "false");
+	}
+	u->in_run = false;
+}
+
+/* Time passed: the core's timers, the transfers, the CPU samples. */
+static void upg_tick(struct daemon *d, mono_t now)
+{
+	struct upg_drv *u = d->upg;
+
+	if (!u)
+		return;
+	if (now >= u->sys_next) {
+		sysfacts_sample(&u->sys, now);
+		u->sys_next = now + MS_TO_MONO(1000);
+	}
+	if (now >= xferio_next_wake(u->xfer))
+		xferio_tick(u->xfer, now);
+	if (now >= upg_next_wake(u->core)) {
+		struct upg_ev ev = { .type = UPG_EV_TICK };
+		upg_actions_reset(u->acts);
+		upg_feed(d, now);
+		upg_step(u->core, &ev, now, u->acts);
+		upg_run(d, now);
+	}
+	/* upgrade.auto_finalize: the coordinator finalizes a completed
+	 * upgrade itself (once per journal id; a refusal is logged). */
+	const struct upg_journal *j = upg_journal_get(u->core);
+	if (d->conf->upgrade_auto_finalize && j->id && j->state == UPG_COMPLETED && !j->finalized &&
+	    j->id != u->auto_finalized && upg_is_coordinator(u->core)) {
+		struct upg_ev ev = { .type = UPG_EV_CMD, .op = UPG_CMD_FINALIZE, .node = TND_NO_NODE };
+		u->auto_finalized = j->id;
+		log_event(LVL_INFO, "upgrade.auto_finalize", "id=%" PRIu64, j->id);
+		upg_actions_reset(u->acts);
+		upg_feed(d, now);
+		upg_step(u->core, &ev, now, u->acts);
+		upg_run(d, now);
+	}
+}
+
+static mono_t upg_wake(const struct daemon *d)
+{
+	const struct upg_drv *u = d->upg;
+	mono_t at, x;
+
+	if (!u)
+		return MONO_NEVER;
+	at = upg_next_wake(u->core);
+	x = xferio_next_wake(u->xfer);
+	if (x < at)
+		at = x;
+	if (u->sys_next < at)
+		at = u->sys_next;
+	return at;
+}
+
+static void upg_recv(struct daemon *d, const struct wire_hdr *h, const uint8_t *body, size_t len,
+		     mono_t now)
+{
+	struct upg_drv *u = d->upg;
+
+	if (h->type >= 56 && h->type <= 58) {
+		xferio_recv(u->xfer, h, body, len, now);
+		return;
+	}
+	struct upg_ev ev = { .type = UPG_EV_RECV, .hdr = h, .body = body, .body_len = len };
+	upg_actions_reset(u->acts);
+	upg_feed(d, now);
+	if (upg_step(u->core, &ev, now, u->acts) == TND_EINVAL)
+		d->ctr.malformed++;
+	upg_run(d, now);
+}
+
+/* Configuration changes wait while an upgrade runs (SPEC section 5). */
+static bool upg_freeze_why(struct daemon *d, char *why, size_t len)
+{
+	return d->upg && upg_frozen(d->upg->core, why, len);
+}
+
+/* ---- status documents ---- */
+
+static void upg_step_text(const struct daemon *d, const struct upg_journal *j,
+			  const struct upg_step *s, char *out, size_t len)
+{
+	char nodes[TND_NODES_MAX * (TND_NAME_MAX + 2)] = "";
+	size_t o = 0;
+
+	for (int x = 0; x < d->conf->n_nodes && x < 32; x++)
+		if (s->nodes & (1u << x))
+			o += (size_t)snprintf(nodes + o, sizeof nodes - o, "%s%s", o ? ", " : "",
+					      d->conf->nodes[x].name);
+	switch (s->kind) {
+	case UPG_K_FREEZE: say(out, len, "freeze configuration changes"); break;
+	case UPG_K_BACKUP: say(out, len, "back up the configuration on every node"); break;
+	case UPG_K_PREEMPT_OFF: say(out, len, "suspend preemption"); break;
+	case UPG_K_MOVE: say(out, len, "move group %u to %s", s->group, upg_node_name(d, s->node)); break;
+	case UPG_K_DISTRIBUTE:
+		say(out, len, "distribute the image from %s to %s", upg_node_name(d, s->node), nodes);
+		break;
+	case UPG_K_UPGRADE: say(out, len, "upgrade %s to %s", nodes, j->to); break;
+	case UPG_K_REVERT: say(out, len, "revert %s to %s", nodes, j->from); break;
+	case UPG_K_PREEMPT_ON: say(out, len, "restore preemption"); break;
+	case UPG_K_FAILBACK:
+		say(out, len, "fail group %u back to %s", s->group, upg_node_name(d, s->node));
+		break;
+	case UPG_K_RELEASE: say(out, len, "release group %u (no failback)", s->group); break;
+	case UPG_K_UNFREEZE: say(out, len, "lift the configuration freeze"); break;
+	default: say(out, len, "step %u", s->kind); break;
+	}
+}
+
+static json_t *upg_steps_json(const struct daemon *d, const struct upg_journal *j)
+{
+	json_t *arr = json_array();
+
+	for (int i = 0; i < j->n_steps; i++) {
+		const struct upg_step *s = &j->steps[i];
+		char text[TND_NODES_MAX * (TND_NAME_MAX + 2) + 64];
+		json_t *o, *nodes;
+
+		upg_step_text(d, j, s, text, sizeof text);
+		o = json_pack("{s:i,s:s,s:s,s:s,s:b}", "index", i, "kind", upg_kind_name(s->kind),
+			      "status", upg_step_status_name(s->status), "text", text,
+			      "rollback", s->rollback);
+		if (s->kind == UPG_K_MOVE || s->kind == UPG_K_FAILBACK || s->kind == UPG_K_RELEASE)
+			json_object_set_new(o, "group", json_integer(s->group));
+		if (s->node >= 0 && s->node < d->conf->n_nodes)
+			json_object_set_new(o, "node", json_string(d->conf->nodes[s->node].name));
+		if (s->nodes) {
+			nodes = json_array();
+			for (int x = 0; x < d->conf->n_nodes && x < 32; x++)
+				if (s->nodes & (1u << x))
+					json_array_append_new(nodes, json_string(d->conf->nodes[x].name));
+			json_object_set_new(o, "nodes", nodes);
+		}
+		if (s->status != UPG_ST_PENDING) {
+			json_object_set_new(o, "start_ms", json_integer(s->t_start_ms));
+			json_object_set_new(o, "wall_start_ms", json_integer(s->wall_start_ms));
+		}
+		if (s->status == UPG_ST_DONE || s->status == UPG_ST_FAILED || s->status == UPG_ST_SKIPPED) {
+			json_object_set_new(o, "end_ms", json_integer(s->t_end_ms));
+			json_object_set_new(o, "wall_end_ms", json_integer(s->wall_end_ms));
+		}
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+/* `upgrade status --json` (SPEC section 4). */
+static json_t *upg_status_json(struct daemon *d)
+{
+	const struct upg_journal *j = upg_journal_get(d->upg->core);
+	mono_t now = loop_now();
+	char why[UPG_MSG_LEN], text[TND_NODES_MAX * (TND_NAME_MAX + 2) + 64];
+	json_t *o, *nodes;
+	bool frozen = upg_frozen(d->upg->core, why, sizeof why);
+	uint8_t lvl = upg_cluster_proto(d->upg->core);
+
+	o = json_pack("{s:b,s:s}", "ok", 1, "state", upg_state_name(j->id ? j->state : UPG_IDLE));
+	json_object_set_new(o, "frozen", json_boolean(frozen));
+	json_object_set_new(o, "protocol", json_pack("{s:i,s:i,s:i}", "level", lvl, "from",
+						     j->id ? j->from_proto : lvl, "to", j->id ? j->to_proto : lvl));
+	if (!j->id)
+		return o;
+	if (j->cursor >= 0 && j->cursor < j->n_steps &&
+	    (j->state == UPG_RUNNING || j->state == UPG_ABORTING)) {
+		upg_step_text(d, j, &j->steps[j->cursor], text, sizeof text);
+		json_object_set_new(o, "phase", json_string(text));
+	} else {
+		json_object_set_new(o, "phase", json_string(upg_state_name(j->state)));
+	}
+	json_object_set_new(o, "id", json_integer((json_int_t)j->id));
+	json_object_set_new(o, "from", json_string(j->from));
+	json_object_set_new(o, "to", json_string(j->to));
+	json_object_set_new(o, "coordinator", json_string(upg_node_name(d, j->coordinator)));
+	json_object_set_new(o, "elapsed_s", json_real(j->elapsed_ms / 1000.0));
+	json_object_set_new(o, "wall_start_ms", json_integer(j->wall_start_ms));
+	json_object_set_new(o, "finalized", json_boolean(j->finalized));
+	json_object_set_new(o, "force", json_boolean(j->force));
+	json_object_set_new(o, "disruptive", json_boolean(j->disruptive));
+	json_object_set_new(o, "no_failback", json_boolean(j->no_failback));
+	json_object_set_new(o, "cursor", json_integer(j->cursor));
+	json_object_set_new(o, "journal_seq", json_integer((json_int_t)j->seq));
+	{
+		char hex[2 * UPG_DIGEST_LEN + 1];
+		json_object_set_new(o, "image", json_pack("{s:s,s:I,s:s}", "digest",
+				    tnd_hex(j->digest, UPG_DIGEST_LEN, hex), "bytes", (json_int_t)j->image_bytes,
+				    "source", upg_node_name(d, j->source)));
+	}
+	nodes = json_array();
+	node_status(d->node, now, d->st);
+	for (int x = 0; x < d->conf->n_nodes; x++) {
+		const struct upg_facts *f = upg_facts_of(d->upg->core, x);
+		const char *ver = x == d->self ? TND_VERSION
+				  : d->st->peers[x].ever_seen ? d->st->peers[x].version : "";
+		bool alive = x == d->self || d->st->peers[x].alive;
+		json_t *n = json_pack("{s:s,s:s,s:s,s:b,s:s}", "node", d->conf->nodes[x].name,
+				      "state", upg_node_state_name(x < j->n_nodes ? j->node_state[x] : 0),
+				      "version", f && f->known && f->version[0] ? f->version : ver,
+				      "alive", alive, "detail", upg_node_detail(d->upg->core, x));
+		json_array_append_new(nodes, n);
+	}
+	json_object_set_new(o, "nodes", nodes);
+	json_object_set_new(o, "steps", upg_steps_json(d, j));
+	if (j->error.code[0])
+		json_object_set_new(o, "error", json_pack("{s:s,s:s,s:s,s:i}", "code", j->error.code,
+							  "message", j->error.message, "recovery",
+							  j->error.recovery, "step", j->error.step));
+	return o;
+}
+
+/* The status document's "upgrade" section. */
+static json_t *upg_summary_json(struct daemon *d)
+{
+	const struct upg_journal *j = upg_journal_get(d->upg->core);
+	json_t *o = json_pack("{s:s}", "state", upg_state_name(j->id ? j->state : UPG_IDLE));
+	char why[UPG_MSG_LEN];
+
+	json_object_set_new(o, "frozen", json_boolean(upg_frozen(d->upg->core, why, sizeof why)));
+	json_object_set_new(o, "protocol", json_integer(upg_cluster_proto(d->upg->core)));
+	if (j->id) {
+		json_object_set_new(o, "id", json_integer((json_int_t)j->id));
+		json_object_set_new(o, "from", json_string(j->from));
+		json_object_set_new(o, "to", json_string(j->to));
+		json_object_set_new(o, "finalized", json_boolean(j->finalized));
+	}
+	return o;
+}
+
+/* ---- commands ---- */
+
+static json_t *upg_err(const char *code, const char *msg)
+{
+	return json_pack("{s:b,s:s,s:s}", "ok", 0, "code", code, "error", msg);
+}
+
+static void upg_image_from_json(json_t *r, struct upg_image *img)
+{
+	const char *s;
+
+	memset(img, 0, sizeof *img);
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		s = json_string_value(json_object_get(r, "image_code"));
+		snprintf(img->check_code, sizeof img->check_code, "%s", s ? s : "E_IMAGE_CORRUPT");
+		s = json_string_value(json_object_get(r, "error"));
+		snprintf(img->check_message, sizeof img->check_message, "%s", s ? s : "the image check failed");
+		img->present = strcmp(img->check_code, "E_IMAGE_MISSING") != 0;
+		return;
+	}
+	img->present = img->intact = img->signed_ok = img->trusted = true;
+	snprintf(img->version, sizeof img->version, "%s",
+		 json_string_value(json_object_get(r, "version")) ?: "");
+	snprintf(img->min_upgrade_from, sizeof img->min_upgrade_from, "%s",
+		 json_string_value(json_object_get(r, "min_upgrade_from")) ?: "");
+	img->proto_min = (uint8_t)json_integer_value(json_object_get(r, "proto_min"));
+	img->proto_max = (uint8_t)json_integer_value(json_object_get(r, "proto_max"));
+	img->bytes = (uint64_t)json_integer_value(json_object_get(r, "bytes"));
+	img->config_ok = json_is_true(json_object_get(r, "config_ok"));
+	snprintf(img->config_message, sizeof img->config_message, "%s",
+		 json_string_value(json_object_get(r, "config_message")) ?: "");
+	s = json_string_value(json_object_get(r, "digest"));
+	if (s && strlen(s) == 2 * UPG_DIGEST_LEN)
+		for (int i = 0; i < UPG_DIGEST_LEN; i++) {
+			unsigned v;
+			if (sscanf(s + 2 * i, "%2x", &v) == 1)
+				img->digest[i] = (uint8_t)v;
+		}
+}
+
+static json_t *upg_checks_json(const struct upg_checks *c)
+{
+	json_t *arr = json_array();
+
+	for (int i = 0; i < c->n; i++)
+		json_array_append_new(arr, json_pack("{s:s,s:b,s:s}", "code", c->c[i].code, "ok", c->c[i].ok,
+						     "message", c->c[i].message));
+	return arr;
+}
+
+/* The pre-check helper ended: answer `plan`, or hand `start` to the core. */
+static void upg_precheck_done(struct daemon *d, bool kill_it)
+{
+	struct upg_drv *u = d->upg;
+	struct upg_image img;
+	mono_t now = loop_now();
+	json_t *r, *res;
+	char cf[TND_PATH_MAX + 32];
+
+	loop_del(d->loop, u->pc_pidfd);
+	r = slots_helper_reap(u->pc_pid, u->pc_pidfd, u->pc_out, kill_it);
+	u->pc_pid = 0;
+	snprintf(cf, sizeof cf, "%s/.upgrade-check.yaml", d->state_dir);
+	(void)unlink(cf);
+	if (!json_object_get(r, "image_code") && !json_is_true(json_object_get(r, "ok"))) {
+		/* Not a verdict on the image: the check itself failed. */
+		const char *e = json_string_value(json_object_get(r, "error"));
+		ctl_reply(d->ctl, u->pc_token, upg_err("failed", e ? e : "the image check failed"));
+		json_decref(r);
+		return;
+	}
+	upg_image_from_json(r, &img);
+	json_decref(r);
+	upg_feed(d, now);
+	if (!u->pc_start) {
+		struct upg_checks *c = calloc(1, sizeof *c);
+		struct upg_journal *j = calloc(1, sizeof *j);
+		char hex[2 * UPG_DIGEST_LEN + 1];
+		if (!c || !j) {
+			free(c);
+			free(j);
+			ctl_reply(d->ctl, u->pc_token, upg_err("failed", "out of memory"));
+			return;
+		}
+		upg_precheck(u->core, &img, &u->pc_opts, now, c);
+		res = json_pack("{s:b,s:b,s:b,s:s}", "ok", 1, "all_ok", c->all_ok, "disruptive",
+				c->disruptive || u->pc_opts.disruptive, "from", TND_VERSION);
+		json_object_set_new(res, "image", json_pack("{s:s,s:I,s:s}", "version", img.version,
+				    "bytes", (json_int_t)img.bytes, "digest",
+				    tnd_hex(img.digest, UPG_DIGEST_LEN, hex)));
+		json_object_set_new(res, "checks", upg_checks_json(c));
+		j->n_nodes = d->conf->n_nodes;
+		snprintf(j->from, sizeof j->from, "%s", TND_VERSION);
+		snprintf(j->to, sizeof j->to, "%s", img.version);
+		j->source = (int8_t)d->self;
+		if (upg_plan_build(u->core, &u->pc_opts, c->disruptive || u->pc_opts.disruptive, j) == 0)
+			json_object_set_new(res, "steps", upg_steps_json(d, j));
+		else
+			json_object_set_new(res, "steps", json_array());
+		ctl_reply(d->ctl, u->pc_token, res);
+		free(c);
+		free(j);
+		return;
+	}
+	struct upg_ev ev = { .type = UPG_EV_CMD, .op = UPG_CMD_START, .token = u->pc_token,
+			     .image = &img, .opts = u->pc_opts, .node = TND_NO_NODE };
+	upg_actions_reset(u->acts);
+	upg_step(u->core, &ev, now, u->acts);
+	upg_run(d, now);
+}
+
+static void on_upg_precheck(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	upg_precheck_done(arg, false);
+}
+
+static json_t *upg_start_precheck(struct daemon *d, uint32_t token, const char *file, bool start,
+				  const struct upg_opts *o, bool *deferred)
+{
+	struct upg_drv *u = d->upg;
+	struct cfgsync_text t;
+	const uint8_t *blob;
+	uint64_t gen;
+	size_t len;
+	char conf[TND_PATH_MAX + 32];
+	char *args[8];
+	int n = 0;
+
+	if (u->pc_pid)
+		return upg_err("refused", "another upgrade plan or start is being checked on this node");
+	blob = cfgsync_current(d->cfg, &gen, &len);
+	if (!blob || cfgsync_doc_decode(blob, len, &t) != 0)
+		return upg_err("failed", "the running configuration is not available");
+	snprintf(conf, sizeof conf, "%s/.upgrade-check.yaml", d->state_dir);
+	{
+		int fd = open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		bool ok = fd >= 0 && write(fd, t.yaml, t.yaml_len) == (ssize_t)t.yaml_len;
+		if (fd >= 0 && close(fd) != 0)
+			ok = false;
+		if (!ok) {
+			char msg[TND_PATH_MAX + 64];
+			snprintf(msg, sizeof msg, "cannot write %s", conf);
+			return upg_err("failed", msg);
+		}
+	}
+	args[n++] = "precheck";
+	args[n++] = (char *)d->state_dir;
+	args[n++] = (char *)file;
+	args[n++] = d->conf->upgrade_trusted_keys;
+	args[n++] = conf;
+	args[n++] = start ? "1" : "0";
+	args[n] = NULL;
+	if (slots_helper_spawn(args, &u->pc_pid, &u->pc_pidfd, &u->pc_out) != 0) {
+		u->pc_pid = 0;
+		return upg_err("failed", strerror(errno));
+	}
+	if (loop_add(d->loop, u->pc_pidfd, EPOLLIN, on_upg_precheck, d) != 0) {
+		json_decref(slots_helper_reap(u->pc_pid, u->pc_pidfd, u->pc_out, true));
+		u->pc_pid = 0;
+		return upg_err("failed", "event loop full");
+	}
+	u->pc_token = token;
+	u->pc_start = start;
+	u->pc_opts = *o;
+	snprintf(u->pc_file, sizeof u->pc_file, "%s", file);
+	u->pc_deadline = loop_now() + MS_TO_MONO(UPG_PRECHECK_TIMEOUT_MS);
+	*deferred = true;
+	return NULL;
+}
+
+/* {"cmd":"upgrade","op":...} from the control socket. */
+static json_t *ctl_upgrade(void *arg, json_t *req, uint32_t token, bool *deferred)
+{
+	struct daemon *d = arg;
+	const char *op = json_string_value(json_object_get(req, "op"));
+	struct upg_opts o = { 0 };
+	char msg[TND_PATH_MAX + 128];
+	mono_t now = loop_now();
+
+	if (!op)
+		return upg_err("usage", "upgrade needs \"op\": plan, start, status, abort, rollback or finalize");
+	if (strcmp(op, "status") == 0)
+		return upg_status_json(d);
+	if (d->stopping)
+		return upg_err("refused", "tandemd is shutting down");
+	if (strcmp(op, "plan") == 0 || strcmp(op, "start") == 0) {
+		const char *file = json_string_value(json_object_get(req, "image"));
+		if (!img_bool(req, "force", &o.force) || !img_bool(req, "disruptive", &o.disruptive) ||
+		    !img_bool(req, "no_failback", &o.no_failback))
+			return upg_err("usage", "\"force\", \"disruptive\" and \"no_failback\" must be true or false");
+		if (!file || file[0] != '/' || strlen(file) >= TND_PATH_MAX)
+			return upg_err("usage", "upgrade plan and start need \"image\": the image's absolute path");
+		log_event(LVL_INFO, "admin.request", "cmd=upgrade_%s image=%s force=%d disruptive=%d no_failback=%d",
+			  op, log_kv_quote(file, msg, sizeof msg), o.force, o.disruptive, o.no_failback);
+		if (!d->conf->upgrade_failback)
+			o.no_failback = true; /* upgrade.failback: false is the cluster's default */
+		return upg_start_precheck(d, token, file, op[0] == 's', &o, deferred);
+	}
+	struct upg_ev ev = { .type = UPG_EV_CMD, .token = token, .node = TND_NO_NODE };
+	if (strcmp(op, "abort") == 0) {
+		ev.op = UPG_CMD_ABORT;
+	} else if (strcmp(op, "rollback") == 0) {
+		const char *node = json_string_value(json_object_get(req, "node"));
+		ev.op = UPG_CMD_ROLLBACK;
+		if (node) {
+			ev.node = conf_node_index(d->conf, node);
+			if (ev.node < 0) {
+				snprintf(msg, sizeof msg, "no node named %.64s", node);
+				return upg_err("usage", msg);
+			}
+		}
+	} else if (strcmp(op, "finalize") == 0) {
+		ev.op = UPG_CMD_FINALIZE;
+	} else {
+		snprintf(msg, sizeof msg, "unknown upgrade op \"%.32s\"", op);
+		return upg_err("usage", msg);
+	}
+	log_event(LVL_INFO, "admin.request", "cmd=upgrade_%s", op);
+	upg_actions_reset(d->upg->acts);
+	upg_feed(d, now);
+	upg_step(d->upg->core, &ev, now, d->upg->acts);
+	*deferred = true;
+	upg_run(d, now);
+	return NULL;
+}
+
+/* The version timer (IMG_TICK_MS): refresh the boot record the facts
+ * carry, and watch the pre-check helper. */
+static void upg_slow_tick(struct daemon *d, mono_t now)
+{
+	struct upg_drv *u = d->upg;
+	char why[256];
+
+	if (!u)
+		return;
+	u->boot_ok = slots_load(d->state_dir, &u->boot, why, sizeof why) == 0;
+	if (u->pc_pid && now >= u->pc_deadline)
+		upg_precheck_done(d, true);
+}
+
+static void upg_init(struct daemon *d, uint64_t seed)
+{
+	struct upg_drv *u = calloc(1, sizeof *u);
+	struct upg_journal *j = calloc(1, sizeof *j);
+	uint8_t *buf = malloc(UPG_JOURNAL_BYTES_MAX + 1);
+	struct upg_params p;
+	size_t len = 0;
+	char why[256];
+	int r;
+
+	if (!u || !j || !buf)
+		fatal("out of memory");
+	u->acts = calloc(1, sizeof *u->acts);
+	if (!u->acts)
+		fatal("out of memory");
+	r = state_read(d->state_dir, UPG_JOURNAL_FILE, (char *)buf, UPG_JOURNAL_BYTES_MAX + 1, &len);
+	if (r != 0 && r != TND_ENOENT)
+		fatal("cannot read %s/%s: %s", d->state_dir, UPG_JOURNAL_FILE, r == TND_ENOSPC ? "too large" : strerror(errno));
+	if (r == 0 && upg_journal_decode(buf, len, j) != 0)
+		fatal("%s/%s does not decode; it records an upgrade: move it away only if no upgrade is "
+		      "in progress", d->state_dir, UPG_JOURNAL_FILE);
+	p = (struct upg_params){ .conf = d->conf, .self = d->self, .incarnation = d->incarnation,
+				 .seed = seed, .cluster_id = d->conf->cluster_id, .proto = WIRE_PROTO_MAX,
+				 .journal = r == 0 ? j : NULL };
+	u->core = upg_new(&p, loop_now());
+	if (!u->core)
+		fatal("the upgrade core refused its parameters");
+	u->xfer = xferio_new(d->state_dir, d->self, d->conf->cluster_id, WIRE_PROTO_MAX, d->incarnation,
+			     upg_xfer_send, upg_xfer_done, d);
+	if (!u->xfer)
+		fatal("cannot set up the image transfer in %s/images: %s", d->state_dir, strerror(errno));
+	u->boot_ok = slots_load(d->state_dir, &u->boot, why, sizeof why) == 0;
+	sysfacts_sample(&u->sys, loop_now());
+	u->sys_next = loop_now() + MS_TO_MONO(1000);
+	d->upg = u;
+	if (r == 0)
+		log_event(LVL_INFO, "upgrade.journal", "id=%" PRIu64 " seq=%" PRIu64 " state=%s", j->id, j->seq,
+			  upg_state_name(j->state));
+	free(j);
+	free(buf);
+}
+
+static void upg_close(struct daemon *d)
+{
+	struct upg_drv *u = d->upg;
+
+	if (!u)
+		return;
+	if (u->pc_pid) {
+		loop_del(d->loop, u->pc_pidfd);
+		json_decref(slots_helper_reap(u->pc_pid, u->pc_pidfd, u->pc_out, true));
+	}
+	xferio_free(u->xfer);
+	upg_free(u->core);
+	free(u->acts);
+	free(u);
+	d->upg = NULL;
 }
 
 static void print_diags(const struct conf_diags *dg, const char *path);
@@ -2435,13 +3424,15 @@ int main(int argc, char **argv)
 
 	{
 		struct ctl_ops ops = { .status = img_status, .admin = ctl_admin,
-				       .config = ctl_config, .image = ctl_image, .arg = d };
+				       .config = ctl_config, .image = ctl_image, .upgrade = ctl_upgrade,
+				       .arg = d };
 		d->ctl = ctl_open(d->sock_path, d->loop, d->conf, d->self, &ops, err, sizeof err);
 		if (!d->ctl)
 			fatal("control socket: %s", err);
 		log_set_listener(on_log_event, d);
 	}
 	img_init(d, worker_fd >= 0);
+	upg_init(d, seed ^ 0x5bd1e995u);
 	if (loop_add(d->loop, nl_link_fd(d->nl), EPOLLIN, on_nl, d) != 0)
 		fatal("event loop full");
 
@@ -2457,6 +3448,7 @@ int main(int argc, char **argv)
 		fatal("event loop failed: %s", strerror(errno));
 
 	log_event(LVL_INFO, "daemon.exit", "incarnation=%" PRIu64, d->incarnation);
+	upg_close(d);
 	r = img_close(d);
 	log_set_listener(NULL, NULL);
 	ctl_close(d->ctl);
