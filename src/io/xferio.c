@@ -491,7 +491,10 @@ static void fail(struct xferio *x, struct ifetch *f, struct outcomes *oc, int rc
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	char hx[17];
 	x->st.failed++;
+	log_event(LVL_WARN, "image.fetch_failed", "digest=%s bytes=%llu rc=\"%s\" why=\"%s\"",
+		  short_hex(f->dg, hx), (unsigned long long)f->total, tnd_strerror(rc), why);
 	outcome(oc, f->dg, rc, "%s", why);
 	drop_fetch(x, f);
 }
@@ -540,19 +543,17 @@ static void on_write(struct xferio *x, const struct xfer_act *a, struct outcomes
 		     strerror(errno));
 }
 
-static void log_end(const struct ifetch *f, const struct xfer_act *a, mono_t now, int rc,
-		    const char *why)
+/* One line per finished fetch with the counters an operator needs to
+ * judge the link (failures are logged by fail()). */
+static void log_end(const struct ifetch *f, const struct xfer_act *a, mono_t now)
 {
 	char hx[17];
 	mono_t ms = MONO_TO_MS(now - f->started);
-	log_event(rc ? LVL_WARN : LVL_INFO, rc ? "image.fetch_failed" : "image.fetched",
-		  "digest=%s from=%d bytes=%llu got=%llu ms=%lld resent=%llu fast_resent=%llu "
-		  "dup=%llu bad=%llu rc=%s why=\"%s\"",
-		  short_hex(f->dg, hx), a->prog.from, (unsigned long long)f->total,
-		  (unsigned long long)a->prog.got_bytes, (long long)ms,
+	log_event(LVL_INFO, "image.fetched",
+		  "digest=%s from=%d bytes=%llu ms=%lld resent=%llu fast_resent=%llu dup=%llu bad=%llu",
+		  short_hex(f->dg, hx), a->prog.from, (unsigned long long)f->total, (long long)ms,
 		  (unsigned long long)a->prog.resent, (unsigned long long)a->prog.fast_resent,
-		  (unsigned long long)a->prog.dup, (unsigned long long)a->prog.bad,
-		  tnd_strerror(rc), why ? why : "");
+		  (unsigned long long)a->prog.dup, (unsigned long long)a->prog.bad);
 }
 
 /* Every chunk is written: check the digest, then install durably. */
@@ -563,14 +564,12 @@ static void on_complete(struct xferio *x, struct ifetch *f, const struct xfer_ac
 	char got_hex[2 * XFER_DIGEST_LEN + 1], want_hex[2 * XFER_DIGEST_LEN + 1];
 	uint8_t got[XFER_DIGEST_LEN];
 	if (hash_from_file(f, f->n) != 0) {
-		log_end(f, a, now, TND_EIO, "read back");
 		fail(x, f, oc, TND_EIO, "cannot read back image %s: %s", short_hex(f->dg, hx),
 		     strerror(errno));
 		return;
 	}
 	crypto_generichash_final(&f->h, got, sizeof(got));
 	if (memcmp(got, f->dg, XFER_DIGEST_LEN) != 0) {
-		log_end(f, a, now, TND_EAUTH, "digest mismatch");
 		fail(x, f, oc, TND_EAUTH,
 		     "digest mismatch: the %llu bytes from node %d hash to %s, not %s; deleted",
 		     (unsigned long long)f->total, a->prog.from,
@@ -589,7 +588,7 @@ static void on_complete(struct xferio *x, struct ifetch *f, const struct xfer_ac
 		     strerror(errno));
 		return;
 	}
-	log_end(f, a, now, 0, NULL);
+	log_end(f, a, now);
 	close(f->fd);
 	f->fd = -1;
 	x->st.fetched++;
@@ -622,14 +621,17 @@ static void run(struct xferio *x, struct xfer_actions *acts, mono_t now)
 			if (a->code == 0) {
 				on_complete(x, f, a, now, &oc);
 			} else {
-				log_end(f, a, now, a->code, a->why);
 				fail(x, f, &oc, a->code, "%s", a->why);
 			}
 			break;
 		}
 	}
+	/* copied first: a callback may not free x, but be safe if it does
+	 * after the last one */
+	xferio_done_fn done = x->done;
+	void *arg = x->arg;
 	for (int i = 0; i < oc.n; i++)
-		x->done(x->arg, oc.o[i].dg, oc.o[i].rc, oc.o[i].rc ? oc.o[i].why : NULL);
+		done(arg, oc.o[i].dg, oc.o[i].rc, oc.o[i].rc ? oc.o[i].why : NULL);
 }
 
 int xferio_fetch(struct xferio *x, const uint8_t digest[32], uint64_t bytes, int from,
@@ -701,8 +703,10 @@ void xferio_cancel_all(struct xferio *x)
 		outcome(&oc, f->dg, TND_EREFUSED, "fetch cancelled");
 		drop_fetch(x, f);
 	}
+	xferio_done_fn done = x->done;
+	void *arg = x->arg;
 	for (int i = 0; i < oc.n; i++)
-		x->done(x->arg, oc.o[i].dg, oc.o[i].rc, oc.o[i].why);
+		done(arg, oc.o[i].dg, oc.o[i].rc, oc.o[i].why);
 }
 
 void xferio_recv(struct xferio *x, const struct wire_hdr *h, const uint8_t *body,
