@@ -2458,9 +2458,16 @@ static void upg_step_text(const struct daemon *d, const struct upg_journal *j,
 	case UPG_K_UPGRADE: say(out, len, "upgrade %s to %s", nodes, j->to); break;
 	case UPG_K_REVERT: say(out, len, "revert %s to %s", nodes, j->from); break;
 	case UPG_K_PREEMPT_ON: say(out, len, "restore preemption"); break;
-	case UPG_K_FAILBACK:
-		say(out, len, "fail group %u back to %s", s->group, upg_node_name(d, s->node));
+	case UPG_K_FAILBACK: {
+		/* The preferred node: the highest priority (the first on a tie). */
+		int gi = conf_group_index(d->conf, s->group), best = s->node;
+		for (int x = 0; s->node < 0 && gi >= 0 && x < d->conf->n_nodes; x++)
+			if (d->conf->groups[gi].priority[x] > 0 &&
+			    (best < 0 || d->conf->groups[gi].priority[x] > d->conf->groups[gi].priority[best]))
+				best = x;
+		say(out, len, "fail group %u back to %s", s->group, upg_node_name(d, best));
 		break;
+	}
 	case UPG_K_RELEASE: say(out, len, "release group %u (no failback)", s->group); break;
 	case UPG_K_UNFREEZE: say(out, len, "lift the configuration freeze"); break;
 	default: say(out, len, "step %u", s->kind); break;
