@@ -122,7 +122,7 @@ cli: all
 # kind of bad image, extraction and a full disk (tests/image/run.sh).
 image: all
 	bash tests/image/run.sh $(B)
-lab: all $(B)/tests/nl_check $(B)/tests/ct_check $(B)/tests/store_check
+lab: all $(B)/tests/nl_check $(B)/tests/ct_check $(B)/tests/store_check $(B)/tests/xfer_check
 	bash tests/lab/run.sh $(B)
 
 # The test suite: everything built with AddressSanitizer and

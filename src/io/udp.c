@@ -10,6 +10,7 @@
 
 #define UDP_DSCP_CS6 0xc0 /* TOS byte: DSCP 48 (network control) */
 #define UDP_SO_PRIORITY 6 /* TC_PRIO_INTERACTIVE_BULK..CONTROL range */
+#define UDP_RCVBUF_BYTES (2 * 1024 * 1024) /* per link socket */
 
 static socklen_t to_sockaddr(const struct tnd_addr *a, uint16_t port,
 			     struct sockaddr_storage *ss)
@@ -45,7 +46,7 @@ int udp_open(const struct tnd_addr *addr, uint16_t port, int *fd_out)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = to_sockaddr(addr, port, &ss);
-	int one = 1, tos = UDP_DSCP_CS6, prio = UDP_SO_PRIORITY, e;
+	int one = 1, tos = UDP_DSCP_CS6, prio = UDP_SO_PRIORITY, rcvbuf = UDP_RCVBUF_BYTES, e;
 	int fd = socket(addr->family == AF_INET6 ? AF_INET6 : AF_INET,
 			SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
@@ -56,6 +57,12 @@ int udp_open(const struct tnd_addr *addr, uint16_t port, int *fd_out)
 	/* Marking is best effort: a kernel or policy that refuses it still
 	 * leaves a working socket. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof prio);
+	/* Room for bursts: session sync windows and image transfer windows
+	 * (up to 4 fetches x 64 chunks of 1.4 KB) arrive back to back, and
+	 * the default buffer (rmem_default, ~208 KB) would drop the tail of
+	 * them. FORCE (root) passes rmem_max; the plain call is the fallback. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 	if (addr->family == AF_INET6) {
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof tos);
