@@ -105,12 +105,19 @@ $(CFGSIM_BIN): $(B)/tests/sim/cfgsim.o $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# The in-service upgrade coordinator's simulator.
+UPGSIM_BIN := $(B)/tests/upgsimulate
+$(UPGSIM_BIN): $(B)/tests/sim/upgsim.o $(B)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
-sim: $(SIM_BIN) $(CTSIM_BIN) $(CFGSIM_BIN)
+sim: $(SIM_BIN) $(CTSIM_BIN) $(CFGSIM_BIN) $(UPGSIM_BIN)
 	$(SIM_BIN) --seeds 200
 	$(CTSIM_BIN) --seeds 100
 	$(CFGSIM_BIN) --seeds 60
+	$(UPGSIM_BIN) --seeds 100
 golden: $(B)/tandemd
 	bash tests/golden/run.sh $(B)/tandemd
 fuzz:
