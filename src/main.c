@@ -1955,6 +1955,7 @@ static json_t *img_status(void *arg)
 #define UPG_BACKUP_DIR "backups"
 #define UPG_PRECHECK_TIMEOUT_MS 120000
 #define UPG_DONE_QUEUE 16
+#define UPG_IMAGE_KEEP_MS 60000 /* images/ kept this long after their last use */
 
 struct upg_drv {
 	struct upg *core;
@@ -1981,6 +1982,7 @@ struct upg_drv {
 	char pc_file[TND_PATH_MAX];
 	mono_t pc_deadline;
 	uint64_t auto_finalized; /* journal id finalized by upgrade.auto_finalize */
+	mono_t images_used;      /* last time images/ was needed; 0 = cleaned */
 };
 
 static void upg_run(struct daemon *d, mono_t now);
@@ -2830,6 +2832,18 @@ static void upg_slow_tick(struct daemon *d, mono_t now)
 	u->boot_ok = slots_load(d->state_dir, &u->boot, why, sizeof why) == 0;
 	if (u->pc_pid && now >= u->pc_deadline)
 		upg_precheck_done(d, true);
+	/* Images are only needed while an upgrade distributes them (a
+	 * rollback returns to the previous version kept in versions/): once
+	 * nothing has used them for UPG_IMAGE_KEEP_MS they are removed. */
+	const struct upg_journal *j = upg_journal_get(u->core);
+	if (u->pc_pid || u->fetch.busy || j->state == UPG_RUNNING || j->state == UPG_ABORTING)
+		u->images_used = now;
+	else if (u->images_used && now - u->images_used >= MS_TO_MONO(UPG_IMAGE_KEEP_MS)) {
+		int n = xferio_gc(u->xfer, NULL);
+		if (n > 0)
+			log_event(LVL_INFO, "upgrade.images_removed", "n=%d", n);
+		u->images_used = 0;
+	}
 }
 
 static void upg_init(struct daemon *d, uint64_t seed)
@@ -2866,6 +2880,7 @@ static void upg_init(struct daemon *d, uint64_t seed)
 	u->boot_ok = slots_load(d->state_dir, &u->boot, why, sizeof why) == 0;
 	sysfacts_sample(&u->sys, loop_now());
 	u->sys_next = loop_now() + MS_TO_MONO(1000);
+	u->images_used = loop_now(); /* leftovers of an earlier run: cleaned after the delay */
 	d->upg = u;
 	if (r == 0)
 		log_event(LVL_INFO, "upgrade.journal", "id=%" PRIu64 " seq=%" PRIu64 " state=%s", j->id, j->seq,
