@@ -76,6 +76,10 @@ enum {
 #define REASM_IDLE_MS (4 * UPG_RESEND_MS) /* a stalled reassembly is dropped */
 #define ID_NODE_BITS 8          /* low bits of a journal id: its creator */
 #define LOOP_MAX (2 * UPG_STEPS_MAX + 8)
+/* A journal's seq: term (bits 24..63, + 1 at every takeover), the node
+ * that took over (16..23), and the records of that term (0..15). */
+#define SEQ_TERM_SHIFT 24
+#define SEQ_NODE_SHIFT 16
 
 struct peer {
 	struct upg_facts f;
@@ -1514,6 +1518,12 @@ static void settle(struct upg *u, struct upg_actions *out, mono_t now)
 	u->took_over = true;
 	if (active(&u->j)) {
 		u->t0 = now - MS_TO_MONO(u->j.elapsed_ms);
+		/* A new term (as Raft's): the previous coordinator may have
+		 * stored records nobody else saw before it died; they carry
+		 * its term and node, so every record of ours is higher and
+		 * no two different journals ever share an (id, seq). */
+		u->j.seq = (((u->j.seq >> SEQ_TERM_SHIFT) + 1) << SEQ_TERM_SHIFT) |
+			   ((uint64_t)u->self << SEQ_NODE_SHIFT);
 		emit(out, UPG_LVL_WARN, "upgrade.takeover",
 		     "id=%llu seq=%llu previous=%s coordinator=%s step=%d",
 		     (unsigned long long)u->j.id, (unsigned long long)u->j.seq,

@@ -25,7 +25,9 @@
  * (sent in fragments of UPG_FRAG_BYTES). Journals are ordered by (id, seq):
  * a node keeps the highest it has seen, stores it durably (UPG_ACT_STORE)
  * and acks it (UPG_MSG_JACK). Every change the coordinator makes gets
- * seq + 1 and is stored locally first. The rule "every step is recorded
+ * seq + 1 and is stored locally first; a takeover starts a new term (seq
+ * jumps to (term + 1) << 24 | node << 16), so records a dead coordinator
+ * stored unseen never share an (id, seq) with the new coordinator's. The rule "every step is recorded
  * before it is taken": a step's UPG_ST_RUNNING record is acked by every
  * live peer (alive in the view) before the step's first action is emitted.
  * A node that was down gets the journal when it is back (its STATE shows a
