@@ -184,6 +184,7 @@ struct sim {
 	struct snode nodes[NMAX];
 	struct sgroup g[GMAX];
 	bool main_ok;
+	bool split;           /* running nodes on both sides of a partition */
 	mono_t elect_wake;
 	struct msg *q;
 	int nq;
@@ -209,7 +210,7 @@ struct sim {
 	uint64_t first_id;
 	/* statistics */
 	long failures, steps, sent, delivered, stores, crashes, restarts,
-	     moves, same_time, replies_ok, refusals;
+	     moves, same_time, replies_ok, refusals, dup_stores;
 	int depth;
 	struct upg_actions *acts;
 };
@@ -290,6 +291,7 @@ static void compute_main(struct sim *s)
 		if (s->n < 3 ? count[k] > 0 : count[k] * 2 > s->n)
 			side = k;
 	s->main_ok = side >= 0;
+	s->split = count[0] && count[1];
 	for (int i = 0; i < s->n; i++) {
 		struct snode *sn = &s->nodes[i];
 		bool a = sn->up && sn->side == side;
@@ -304,6 +306,18 @@ static void chaos_mark_all(struct sim *s)
 {
 	for (int gi = 0; gi < s->conf.n_groups; gi++)
 		s->g[gi].chaos_at = s->now;
+}
+
+/* Who may hold a group: group 0 needs the majority side (node.c
+ * quorum_ok); the other groups only a running node. */
+static bool can_serve(const struct sim *s, int gi, int i)
+{
+	return gi == 0 ? s->nodes[i].avail : s->nodes[i].up;
+}
+
+static mono_t serve_since(const struct sim *s, int gi, int i)
+{
+	return gi == 0 ? s->nodes[i].avail_since : s->nodes[i].started_at;
 }
 
 static int prio(const struct sim *s, int gi, int i)
@@ -341,15 +355,15 @@ static void elect(struct sim *s)
 	s->elect_wake = MONO_NEVER;
 	for (int gi = 0; gi < s->conf.n_groups; gi++) {
 		struct sgroup *g = &s->g[gi];
-		if (g->prim != TND_NO_NODE && !s->nodes[g->prim].avail)
-			set_prim(s, gi, TND_NO_NODE, "lost");
+		if (g->prim != TND_NO_NODE && !can_serve(s, gi, g->prim))
+			set_prim(s, gi, TND_NO_NODE, gi == 0 && s->nodes[g->prim].up ? "no majority" : "lost");
 		if (g->prim == TND_NO_NODE) {
 			int best = -1;
 			mono_t wake = MONO_NEVER;
 			for (int i = 0; i < s->n; i++) {
-				if (!member(s, gi, i) || !s->nodes[i].avail)
+				if (!member(s, gi, i) || !can_serve(s, gi, i))
 					continue;
-				mono_t ready = s->nodes[i].avail_since + s->failover;
+				mono_t ready = serve_since(s, gi, i) + s->failover;
 				if (g->vacant_since + s->failover > ready)
 					ready = g->vacant_since + s->failover;
 				if (ready > s->now) {
@@ -377,7 +391,7 @@ static void elect(struct sim *s)
 		}
 		int pref = -1;
 		for (int i = 0; i < s->n; i++)
-			if (member(s, gi, i) && s->nodes[i].avail && s->nodes[i].in_sync &&
+			if (member(s, gi, i) && can_serve(s, gi, i) && s->nodes[i].in_sync &&
 			    prio(s, gi, i) > prio(s, gi, p) && (pref < 0 || prio(s, gi, i) > prio(s, gi, pref)))
 				pref = i;
 		if (pref < 0) {
@@ -726,6 +740,7 @@ static void on_reply(struct sim *s, int i, const struct upg_act *x)
 /* Perform node i's action list; false when the node crashed half-way. */
 static bool perform(struct sim *s, int i, struct upg_actions *a, struct upg_ev *cbs, int *ncb)
 {
+	const struct upg_journal *stored = NULL;
 	if (a->n_dropped)
 		fail(s, "node %d: %d actions dropped", i, a->n_dropped);
 	for (int k = 0; k < a->n && !s->failures; k++) {
@@ -735,6 +750,15 @@ static bool perform(struct sim *s, int i, struct upg_actions *a, struct upg_ev *
 			on_send(s, i, x);
 			break;
 		case UPG_ACT_STORE:
+			/* A STORE points at the core's live journal, so two
+			 * records in one step are two STOREs of the final
+			 * state: one write (the second would only repeat
+			 * the fsync). Counted, not checked twice. */
+			if (x->journal && x->journal == stored) {
+				s->dup_stores++;
+				break;
+			}
+			stored = x->journal;
 			on_store(s, i, x->journal);
 			if (!s->nodes[i].up)
 				return false;
@@ -845,7 +869,7 @@ static void check_restart(struct sim *s, int i)
 			continue;
 		int other = -1;
 		for (int k = 0; k < s->n && other < 0; k++)
-			if (k != i && member(s, gi, k) && s->nodes[k].avail)
+			if (k != i && member(s, gi, k) && can_serve(s, gi, k))
 				other = k;
 		if (other < 0)
 			continue;
@@ -1095,11 +1119,11 @@ static void check_all(struct sim *s)
 		fail(s, "I2 %d nodes act as coordinator at once", coords);
 	for (int gi = 0; gi < s->conf.n_groups; gi++) {
 		struct sgroup *g = &s->g[gi];
-		bool excused = !s->main_ok;
+		/* A majority lost to the upgrade's own restarts is no
+		 * excuse: only the chaos is. */
+		bool excused = gi == 0 && s->split;
 		for (int i = 0; i < s->n; i++)
-			if (member(s, gi, i) &&
-			    ((!s->nodes[i].up && s->nodes[i].down_why == DOWN_CHAOS) ||
-			     (s->nodes[i].up && !s->nodes[i].avail)))
+			if (member(s, gi, i) && !s->nodes[i].up && s->nodes[i].down_why == DOWN_CHAOS)
 				excused = true;
 		if (excused)
 			g->chaos_at = s->now;
@@ -1154,14 +1178,14 @@ static void do_order(struct sim *s, int gi)
 		trace(s, "group %d manual flag cleared", s->conf.groups[gi].id);
 		return;
 	}
-	if (!s->nodes[o.node].avail) {
+	if (!can_serve(s, gi, o.node)) {
 		trace(s, "group %d failover to %d ignored: not up", s->conf.groups[gi].id, o.node);
 		return;
 	}
 	struct snode *t = &s->nodes[o.node];
 	if (t->upgrade_boot && !t->in_sync && g->prim != o.node) {
 		for (int k = 0; k < s->n; k++)
-			if (k != o.node && member(s, gi, k) && s->nodes[k].avail && s->nodes[k].in_sync) {
+			if (k != o.node && member(s, gi, k) && can_serve(s, gi, k) && s->nodes[k].in_sync) {
 				fail(s, "I5 group %d moved to node %d, restarted by the upgrade and not in sync, while %d is",
 				     s->conf.groups[gi].id, o.node, k);
 				break;
@@ -1211,7 +1235,8 @@ static void run(struct sim *s, mono_t until)
 			CAND(sn->restart_at, W_RESTART, i, 0);
 			CAND(sn->sync_at, W_SYNC, i, 0);
 			CAND(sn->confirm_at, W_CONFIRM, i, 0);
-			if (!sn->boot.confirmed)
+			/* the hold timer runs on the version on trial, once started */
+			if (!sn->boot.confirmed && strcmp(sn->running, sn->boot.active) == 0)
 				CAND(sn->started_at + ms((int64_t)s->conf.upgrade_hold_timer_s * 1000), W_HOLD, i, 0);
 			for (int d = 0; d < sn->ndo; d++)
 				CAND(sn->dos[d].at, W_DO, i, d);
@@ -1430,7 +1455,15 @@ static bool settled(struct sim *s)
 
 static void converge_check(struct sim *s)
 {
-	const struct snode *n0 = &s->nodes[0];
+	/* Compare with the most advanced journal stored anywhere. */
+	int top = 0;
+	for (int i = 1; i < s->n; i++) {
+		const struct upg_journal *a = &s->nodes[i].jlast, *b = &s->nodes[top].jlast;
+		if (s->nodes[i].jlen && (!s->nodes[top].jlen || a->id > b->id ||
+					 (a->id == b->id && a->seq > b->seq)))
+			top = i;
+	}
+	const struct snode *n0 = &s->nodes[top];
 	if (!n0->jlen || n0->jlast.id == 0) {
 		fail(s, "no upgrade was ever started");
 		return;
@@ -1443,21 +1476,22 @@ static void converge_check(struct sim *s)
 			continue;
 		}
 		if (sn->jlen != n0->jlen || memcmp(sn->jbuf, n0->jbuf, n0->jlen) != 0)
-			fail(s, "node %d stored journal %llu/%llu %s, node 0 %llu/%llu %s", i,
+			fail(s, "node %d stored journal %llu/%llu %s, node %d %llu/%llu %s", i,
 			     (unsigned long long)sn->jlast.id, (unsigned long long)sn->jlast.seq,
-			     upg_state_name((enum upg_state)sn->jlast.state),
+			     upg_state_name((enum upg_state)sn->jlast.state), top,
 			     (unsigned long long)j->id, (unsigned long long)j->seq,
 			     upg_state_name((enum upg_state)j->state));
 		const struct upg_journal *mem = upg_journal_get(sn->u);
 		uint8_t buf[UPG_JOURNAL_BYTES_MAX];
 		size_t len = 0;
-		if (!mem || upg_journal_encode(mem, buf, sizeof(buf), &len) != 0 || len != sn->jlen ||
+		if (!sn->jlen ? mem && mem->id != 0 :
+		    !mem || upg_journal_encode(mem, buf, sizeof(buf), &len) != 0 || len != sn->jlen ||
 		    memcmp(buf, sn->jbuf, len) != 0)
 			fail(s, "node %d holds another journal in memory than on its disk", i);
 		if (strcmp(sn->running, sn->boot.active) != 0)
 			fail(s, "node %d runs %s, its active version is %s", i, sn->running, sn->boot.active);
 		if (strcmp(sn->boot.active, n0->boot.active) != 0)
-			fail(s, "node %d runs %s, node 0 runs %s", i, sn->boot.active, n0->boot.active);
+			fail(s, "node %d runs %s, node %d runs %s", i, sn->boot.active, top, n0->boot.active);
 		if (!sn->boot.confirmed)
 			fail(s, "node %d runs %s unconfirmed", i, sn->boot.active);
 		char why[UPG_MSG_LEN];
@@ -1528,6 +1562,21 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 		sn->restart_at = sn->sync_at = sn->confirm_at = MONO_NEVER;
 		sn->restart_step = -1;
 	}
+	if (verbose) {
+		printf("seed %llu: %d nodes, chaos level %d, loss %d/1000, dup %d/1000, fetch faults %d/1000, bad node %d, opts%s%s%s, abort %d, after completion %d, second start %d\n",
+		       (unsigned long long)seed, s->n, s->level, s->loss_pm, s->dup_pm,
+		       s->fetch_fail_pm, s->bad_node, s->opts.disruptive ? " disruptive" : "",
+		       s->opts.no_failback ? " no_failback" : "", s->opts.force ? " force (gap)" : "",
+		       s->want_abort, s->post_op, s->want_restart2);
+		for (int gi = 0; gi < s->conf.n_groups; gi++) {
+			const struct tnd_group_conf *gc = &s->conf.groups[gi];
+			printf("  group %d preempt %d delay %us priority", gc->id, gc->preempt,
+			       gc->preempt_delay_s);
+			for (int i = 0; i < s->n; i++)
+				printf(" n%d:%d", i, gc->priority[i]);
+			printf("\n");
+		}
+	}
 	/* The chaos. */
 	run(s, (mono_t)(chaos_s * 1e9));
 	/* Heal: a clean network, no more faults; let it finish. */
@@ -1555,9 +1604,9 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 		       (unsigned long long)seed, s->n, s->conf.n_groups, s->level, s->loss_pm,
 		       s->bad_node, s->opts.disruptive, s->gap, (unsigned long long)seed);
 	else if (verbose)
-		printf("upgsim: seed %llu ok: %d nodes, %d groups, level %d, %ld steps, %ld sent, %ld delivered, %ld stores, %ld crashes, %ld moves; upgrade %llu %s%s on %s at %.1f s\n",
+		printf("upgsim: seed %llu ok: %d nodes, %d groups, level %d, %ld steps, %ld sent, %ld delivered, %ld stores (+%ld repeated in one list), %ld crashes, %ld moves; upgrade %llu %s%s on %s at %.1f s\n",
 		       (unsigned long long)seed, s->n, s->conf.n_groups, s->level, s->steps, s->sent,
-		       s->delivered, s->stores, s->crashes, s->moves, (unsigned long long)j->id,
+		       s->delivered, s->stores, s->dup_stores, s->crashes, s->moves, (unsigned long long)j->id,
 		       upg_state_name((enum upg_state)j->state), j->finalized ? " (finalized)" : "",
 		       s->nodes[0].boot.active, (double)s->now / 1e9);
 	int bad = s->failures ? 1 : 0;
