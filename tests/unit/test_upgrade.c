@@ -97,6 +97,9 @@ struct cl {
 	/* kill the coordinator right after it stored a journal whose cursor
 	 * passed kill_cursor (the messages of that batch are lost) */
 	int kill_cursor, killed;
+	bool cut[NMAX][NMAX];     /* packets from -> to dropped */
+	int adopted[NMAX][NMAX];  /* upgrade.journal events: on x from y */
+	int n_do_acts[NMAX];      /* UPG_ACT_DO emitted per node */
 };
 
 static struct cl *C;
@@ -302,6 +305,7 @@ static void perform(struct cl *c, int x, struct upg_actions *a)
 				c->killed = x;
 			break;
 		case UPG_ACT_DO: {
+			c->n_do_acts[x]++;
 			assert_true(t->n_do < DOQ_MAX);
 			struct pdo *d = &t->dos[t->n_do++];
 			d->on = true;
@@ -336,6 +340,13 @@ static void perform(struct cl *c, int x, struct upg_actions *a)
 				       c->conf.nodes[x].name, p->name, p->kv);
 			if (strcmp(p->name, "upgrade.takeover") == 0)
 				c->events_takeover++;
+			if (strcmp(p->name, "upgrade.journal") == 0)
+				for (int y = 0; y < c->n; y++) {
+					char k[32];
+					snprintf(k, sizeof(k), "from=%s ", c->conf.nodes[y].name);
+					if (strstr(p->kv, k))
+						c->adopted[x][y]++;
+				}
 			if (strcmp(p->name, "upgrade.step") == 0 && strstr(p->kv, "status=failed"))
 				c->events_failed_steps++;
 			break;
@@ -362,7 +373,7 @@ static void drain(struct cl *c)
 {
 	for (int guard = 0; c->qh < c->qt && guard < 100000; guard++) {
 		struct pkt *k = &c->q[c->qh++ % Q_MAX];
-		if (!c->nd[k->to].up || !c->nd[k->from].up)
+		if (!c->nd[k->to].up || !c->nd[k->from].up || c->cut[k->from][k->to])
 			continue;
 		struct wire_hdr h;
 		assert_int_equal(wire_hdr_decode(k->b, k->len, &h), 0);
@@ -1450,6 +1461,201 @@ static void test_bad_messages(void **state)
 	cl_free(c);
 }
 
+
+/* A new coordinator that missed records adopts the highest journal a
+ * live peer holds (UPG_MSG_GET) before it continues. */
+static void test_settle_adopts_highest(void **state)
+{
+	(void)state;
+	const uint8_t p3[1][NMAX] = { { 100, 90, 80 } };
+	struct upg_opts o = { 0 };
+	struct cl *c = started(3, 1, p3, 0, &o);
+	c->cut[0][1] = true; /* gw2 hears nothing more from gw1 */
+	run_ms(c, 2000);
+	uint64_t s2 = J(c, 1)->seq, s3 = J(c, 2)->seq;
+	assert_true(s3 > s2);
+	go_down(c, 0);
+	c->cut[0][1] = false;
+	assert_int_equal(c->primary[0], 1);
+	run_ms(c, 3000);
+	assert_true(c->adopted[1][2] >= 1);
+	assert_true(J(c, 1)->seq > s3);
+	assert_int_equal(J(c, 1)->coordinator, 1);
+	boot(c, 0);
+	assert_true(run_until(c, UPG_COMPLETED, 120000));
+	assert_on(c, "1.1.0");
+	assert_replicated(c);
+	cl_free(c);
+}
+
+/* Timeouts of a node that does not come back, does not resync, is not
+ * healthy, a move that does not happen, a node that never answers. */
+static void run_fail(struct cl *c, const char *code)
+{
+	assert_true(run_until(c, UPG_FAILED, 400000));
+	if (strcmp(J(c, 0)->error.code, code) != 0)
+		fail_msg("error %s, not %s: %s", J(c, 0)->error.code, code, J(c, 0)->error.message);
+	assert_replicated(c);
+	assert_false(upg_frozen(c->nd[0].u, NULL, 0));
+	cl_free(c);
+}
+
+static struct cl *started_short(void)
+{
+	struct upg_opts o = { 0 };
+	struct cl *c = cl_new(2, 1, PRIO2);
+	c->conf.upgrade_hold_timer_s = 20;
+	c->conf.upgrade_sync_timeout_s = 10;
+	struct upg_image img;
+	image_ok(&img);
+	c->nd[0].has_image = true;
+	run_ms(c, 1500);
+	cmd(c, 0, UPG_CMD_START, &img, &o, TND_NO_NODE, 1);
+	assert_int_equal(wait_reply(c, 0, 1, NULL), 0);
+	return c;
+}
+
+static void test_timeouts(void **state)
+{
+	(void)state;
+	struct cl *c = started_short();
+	c->nd[1].dead_forever = true;
+	/* while it is away the coordinator says what it waits for */
+	bool seen = false;
+	for (int i = 0; i < 300 && !seen; i++) {
+		turn(c);
+		seen = strstr(upg_node_detail(c->nd[0].u, 1), "waiting to rejoin") != NULL;
+	}
+	assert_true(seen);
+	assert_non_null(strstr(upg_node_detail(c->nd[0].u, 1), "/20 s"));
+	run_fail(c, "E_REJOIN_TIMEOUT");
+
+	c = started_short();
+	c->nd[1].sess_sync = false;
+	run_fail(c, "E_RESYNC_TIMEOUT");
+
+	c = started_short();
+	c->nd[1].confirmed = false;
+	run_fail(c, "E_HEALTH");
+
+	c = started_short();
+	c->nd[1].no_answer = true;
+	run_fail(c, "E_NODE_TIMEOUT");
+
+	/* the move of group 0 to gw2 never happens (gw2 not a member as far
+	 * as the election is concerned) */
+	c = started_short();
+	for (int i = 0; i < 600 && strcmp(c->nd[1].version, "1.1.0") != 0; i++)
+		turn(c);
+	c->conf.groups[0].priority[1] = 0;
+	assert_true(run_until(c, UPG_FAILED, 200000));
+	assert_string_equal(J(c, 0)->error.code, "E_MOVE");
+	assert_int_equal(J(c, 0)->steps[J(c, 0)->error.step].kind, UPG_K_MOVE);
+	cl_free(c);
+}
+
+/* Duplicates: a DO resent is done once and its DONE resent; a REQ
+ * resent is executed once; a replayed STATE is dropped. */
+static void test_duplicates(void **state)
+{
+	(void)state;
+	struct upg_opts o = { 0 };
+	struct cl *c = started(2, 1, PRIO2, 1, &o);
+	assert_true(run_until(c, UPG_COMPLETED, 60000));
+	/* BACKUP, INSTALL on gw2 (once each, despite DO resends every
+	 * 500 ms while the install ran) */
+	assert_int_equal(c->n_do_acts[1], 2);
+	/* gw1: BACKUP, FETCH, INSTALL */
+	assert_int_equal(c->n_do_acts[0], 3);
+	struct upg *u = c->nd[0].u;
+	struct upg_actions *a = acts_new();
+	uint8_t body[128];
+	struct tlvw w;
+	size_t len;
+	/* a DO of the finished upgrade, twice: one UPG_ACT_DO, then the
+	 * cached DONE goes back */
+	tlvw_init(&w, body, sizeof(body));
+	tlvw_u64(&w, 1, J(c, 0)->id);
+	tlvw_u16(&w, 7, 40);
+	tlvw_u8(&w, 8, UPG_DO_BACKUP);
+	tlvw_str(&w, 9, "1.0.0");
+	tlvw_finish(&w, &len);
+	struct wire_hdr h = { .version = 1, .cluster_id = 1, .sender = 1, .type = UPG_MSG_DO,
+			      .incarnation = c->nd[1].inc, .seq = UPG_SEQ_SPACE | 999999 };
+	struct upg_ev e = { .type = UPG_EV_RECV, .hdr = &h, .body = body, .body_len = len };
+	int ndo = 0, nsend = 0;
+	for (int r = 0; r < 3; r++) {
+		upg_actions_reset(a);
+		assert_int_equal(upg_step(u, &e, c->now, a), 0);
+		for (int i = 0; i < a->n; i++) {
+			ndo += a->a[i].type == UPG_ACT_DO;
+			nsend += a->a[i].type == UPG_ACT_SEND && a->a[i].pkt[7] == UPG_MSG_DONE;
+		}
+		if (r == 0) {
+			struct upg_ev d = { .type = UPG_EV_DONE, .id = J(c, 0)->id, .step = 40,
+					    .done_op = UPG_DO_BACKUP };
+			upg_actions_reset(a);
+			assert_int_equal(upg_step(u, &d, c->now, a), 0);
+			for (int i = 0; i < a->n; i++)
+				nsend += a->a[i].type == UPG_ACT_SEND && a->a[i].pkt[7] == UPG_MSG_DONE;
+			assert_int_equal(upg_step(u, &d, c->now, a), TND_ENOENT);
+		}
+	}
+	assert_int_equal(ndo, 1);
+	assert_int_equal(nsend, 3);
+	/* a replayed STATE: refused, facts unchanged */
+	run_ms(c, 1500);
+	mono_t heard = upg_facts_of(u, 1)->heard;
+	tlvw_init(&w, body, sizeof(body));
+	tlvw_str(&w, 9, "0.1.0");
+	tlvw_u8(&w, 22, 1);
+	tlvw_u8(&w, 23, 1);
+	tlvw_u64(&w, 34, 0);
+	tlvw_u64(&w, 35, 0);
+	tlvw_u8(&w, 24, 0);
+	tlvw_u64(&w, 25, 0);
+	tlvw_u64(&w, 26, 0);
+	tlvw_u8(&w, 27, 0);
+	tlvw_put(&w, 28, NULL, 0);
+	tlvw_finish(&w, &len);
+	h.type = UPG_MSG_STATE;
+	h.seq = UPG_SEQ_SPACE | 1;
+	e.body_len = len;
+	c->now += MS(10);
+	upg_actions_reset(a);
+	assert_int_equal(upg_step(u, &e, c->now, a), TND_EREPLAY);
+	assert_string_equal(upg_facts_of(u, 1)->version, "1.1.0");
+	assert_true(upg_facts_of(u, 1)->heard == heard);
+	/* the same STATE from a newer life of gw2 is taken */
+	h.incarnation = c->nd[1].inc + 100;
+	upg_actions_reset(a);
+	assert_int_equal(upg_step(u, &e, c->now, a), 0);
+	assert_string_equal(upg_facts_of(u, 1)->version, "0.1.0");
+	/* a REQ (finalize) sent twice: finalized once, answered twice the
+	 * same way */
+	tlvw_init(&w, body, sizeof(body));
+	tlvw_u32(&w, 16, 77);
+	tlvw_u8(&w, 8, UPG_CMD_FINALIZE);
+	tlvw_u8(&w, 12, 0xff);
+	tlvw_u8(&w, 18, 0);
+	tlvw_finish(&w, &len);
+	h.type = UPG_MSG_REQ;
+	e.body_len = len;
+	uint64_t seq0 = J(c, 0)->seq;
+	int nresp = 0;
+	for (int r = 0; r < 2; r++) {
+		upg_actions_reset(a);
+		assert_int_equal(upg_step(u, &e, c->now, a), 0);
+		for (int i = 0; i < a->n; i++)
+			nresp += a->a[i].type == UPG_ACT_SEND && a->a[i].pkt[7] == UPG_MSG_RESP;
+	}
+	assert_int_equal(nresp, 2);
+	assert_true(J(c, 0)->finalized);
+	assert_int_equal(J(c, 0)->seq, seq0 + 1);
+	free(a);
+	cl_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
@@ -1469,6 +1675,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_run_rollback_after_completion),
 		cmocka_unit_test(test_no_coordinator),
 		cmocka_unit_test(test_bad_messages),
+		cmocka_unit_test(test_settle_adopts_highest),
+		cmocka_unit_test(test_timeouts),
+		cmocka_unit_test(test_duplicates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
