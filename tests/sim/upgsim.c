@@ -160,6 +160,8 @@ struct sgroup {
 	int preempt_to;
 	mono_t preempt_at;
 	mono_t unplanned_at;  /* last take-over not ordered by the coordinator */
+	mono_t since;         /* the primary's since */
+	const char *how;      /* and how it came to be */
 	mono_t down_since;    /* I3: without an alive primary since */
 	mono_t chaos_at;      /* I3: last moment the chaos touched a member */
 	int norders;
@@ -344,6 +346,8 @@ static void set_prim(struct sim *s, int gi, int node, const char *why)
 		return;
 	trace(s, "group %d primary %d -> %d (%s)", s->conf.groups[gi].id, g->prim, node, why);
 	g->prim = node;
+	g->since = s->now;
+	g->how = why;
 	if (node == TND_NO_NODE)
 		g->vacant_since = s->now;
 	g->preempt_to = TND_NO_NODE;
@@ -875,9 +879,10 @@ static void check_restart(struct sim *s, int i)
 			continue;
 		if (began != MONO_NEVER && g->unplanned_at >= began)
 			continue; /* came to it by a failover after the step began */
-		fail(s, "I4 node %d restarts for journal %llu step %d while primary of group %d, whose member %d is alive",
+		fail(s, "I4 node %d restarts for journal %llu step %d (running since %lld ms) while primary of group %d (by %s at %lld ms), whose member %d is alive",
 		     i, (unsigned long long)sn->restart_id, sn->restart_step,
-		     s->conf.groups[gi].id, other);
+		     began == MONO_NEVER ? -1LL : (long long)MONO_TO_MS(began),
+		     s->conf.groups[gi].id, g->how ? g->how : "?", (long long)MONO_TO_MS(g->since), other);
 	}
 }
 
@@ -1265,7 +1270,8 @@ static void run(struct sim *s, mono_t until)
 		}
 		s->now = next;
 		s->steps++;
-		struct snode *sn = &s->nodes[who];
+		/* `who` is a node for node events only */
+		struct snode *sn = what >= W_WAKE && what <= W_HOLD ? &s->nodes[who] : NULL;
 		switch (what) {
 		case W_END:
 			break;
@@ -1604,11 +1610,12 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 		       (unsigned long long)seed, s->n, s->conf.n_groups, s->level, s->loss_pm,
 		       s->bad_node, s->opts.disruptive, s->gap, (unsigned long long)seed);
 	else if (verbose)
-		printf("upgsim: seed %llu ok: %d nodes, %d groups, level %d, %ld steps, %ld sent, %ld delivered, %ld stores (+%ld repeated in one list), %ld crashes, %ld moves; upgrade %llu %s%s on %s at %.1f s\n",
+		printf("upgsim: seed %llu ok: %d nodes, %d groups, level %d, %ld steps, %ld sent, %ld delivered, %ld stores (+%ld repeated in one list), %ld crashes, %ld moves; upgrade %llu %s%s%s%s on %s at %.1f s\n",
 		       (unsigned long long)seed, s->n, s->conf.n_groups, s->level, s->steps, s->sent,
 		       s->delivered, s->stores, s->dup_stores, s->crashes, s->moves, (unsigned long long)j->id,
 		       upg_state_name((enum upg_state)j->state), j->finalized ? " (finalized)" : "",
-		       s->nodes[0].boot.active, (double)s->now / 1e9);
+		       j->error.code[0] ? " " : "", j->error.code, s->nodes[0].boot.active,
+		       (double)s->now / 1e9);
 	int bad = s->failures ? 1 : 0;
 	for (int i = 0; i < s->n; i++)
 		upg_free(s->nodes[i].u);
@@ -1624,7 +1631,7 @@ int main(int argc, char **argv)
 	long long one = -1;
 	unsigned long long first = 1;
 	int verbose = 0;
-	double chaos_s = 30;
+	double chaos_s = 40;
 	static const struct option opts[] = {
 		{ "seeds", required_argument, 0, 'n' },
 		{ "seed", required_argument, 0, 's' },
