@@ -780,6 +780,8 @@ static void send_state(struct upg *u, struct upg_actions *out, int to)
 
 static void send_states(struct upg *u, struct upg_actions *out, mono_t now)
 {
+	if (room(out) < u->n + 2)
+		return; /* still dirty: at the next call (next_wake says now) */
 	for (int x = 0; x < u->n; x++)
 		if (x != u->self && live(u, x))
 			send_state(u, out, x);
@@ -1054,8 +1056,32 @@ static bool healthy(const struct upg *u, int x, const struct upg_facts *f)
 	return true;
 }
 
-/* One node of an UPGRADE (up) or REVERT step: 1 done, 0 waiting, -1 failed. */
-static int drive_node(struct upg *u, struct upg_actions *out, mono_t now, int x, bool up)
+/* A node of an UPGRADE (up) or REVERT step begins: recorded (INSTALLING
+ * or REVERTING, with the incarnation it runs now) before it is asked;
+ * one already on the target only has to prove its health. */
+static void node_begin(struct upg *u, mono_t now, int x, bool up)
+{
+	struct run *r = &u->run;
+	struct upg_journal *j = &u->j;
+	const struct upg_facts *f = fresh(u, x, now);
+	const char *target = up ? j->to : j->from;
+	r->phase_at[x] = now;
+	if (f && vers_eq(f->version, target)) {
+		j->node_inc[x] = 0;
+		j->node_state[x] = up ? UPG_N_RESYNCING : UPG_N_REVERTING;
+		r->ph[x] = PH_SYNC;
+		return;
+	}
+	j->node_inc[x] = u->peers[x].f.incarnation ? u->peers[x].f.incarnation : 1;
+	j->node_state[x] = up ? UPG_N_INSTALLING : UPG_N_REVERTING;
+	r->ph[x] = PH_DO;
+}
+
+/* One node of an UPGRADE (up) or REVERT step after node_begin: 1 done,
+ * 0 waiting, -1 failed; *dirty when the journal changed (recorded by the
+ * caller, once per turn). */
+static int drive_node(struct upg *u, struct upg_actions *out, mono_t now, int x, bool up,
+		      bool *dirty)
 {
 	struct run *r = &u->run;
 	struct upg_journal *j = &u->j;
@@ -1066,29 +1092,13 @@ static int drive_node(struct upg *u, struct upg_actions *out, mono_t now, int x,
 	bool gave_up = restarted && f->revert_reason[0] && vers_eq(f->version, other) &&
 		       (!f->revert_from[0] || vers_eq(f->revert_from, target));
 	switch (r->ph[x]) {
-	case PH_BEGIN:
-		if (f && vers_eq(f->version, target)) {
-			/* already there: no restart expected, only health */
-			j->node_inc[x] = 0;
-			j->node_state[x] = up ? UPG_N_RESYNCING : UPG_N_REVERTING;
-			r->ph[x] = PH_SYNC;
-			r->phase_at[x] = now;
-			j_commit(u, out, now);
-			return 0;
-		}
-		j->node_inc[x] = u->peers[x].f.incarnation ? u->peers[x].f.incarnation : 1;
-		j->node_state[x] = up ? UPG_N_INSTALLING : UPG_N_REVERTING;
-		r->ph[x] = PH_DO;
-		r->phase_at[x] = now;
-		j_commit(u, out, now); /* recorded before it is asked */
-		/* fall through */
 	case PH_DO:
 		if (restarted && vers_eq(f->version, target)) {
 			r->ph[x] = PH_SYNC; /* the DONE was lost; it is back */
 			r->phase_at[x] = now;
 			if (up) {
 				j->node_state[x] = UPG_N_RESYNCING;
-				j_commit(u, out, now);
+				*dirty = true;
 			}
 			return 0;
 		}
@@ -1096,7 +1106,7 @@ static int drive_node(struct upg *u, struct upg_actions *out, mono_t now, int x,
 			if (r->rc[x] != 0) {
 				if (up) {
 					j->node_state[x] = UPG_N_FAILED;
-					j_commit(u, out, now);
+					*dirty = true;
 				}
 				return done_failed(u, x, what);
 			}
@@ -1104,7 +1114,7 @@ static int drive_node(struct upg *u, struct upg_actions *out, mono_t now, int x,
 			r->phase_at[x] = now;
 			if (up) {
 				j->node_state[x] = UPG_N_RESTARTING;
-				j_commit(u, out, now);
+				*dirty = true;
 			}
 			return 0;
 		}
@@ -1118,7 +1128,7 @@ static int drive_node(struct upg *u, struct upg_actions *out, mono_t now, int x,
 			r->phase_at[x] = now;
 			if (up) {
 				j->node_state[x] = UPG_N_RESYNCING;
-				j_commit(u, out, now);
+				*dirty = true;
 			}
 			return 0;
 		}
@@ -1146,7 +1156,7 @@ static int drive_node(struct upg *u, struct upg_actions *out, mono_t now, int x,
 		if (healthy(u, x, f) && vers_eq(f->version, target)) {
 			r->ph[x] = PH_DONE;
 			j->node_state[x] = up ? UPG_N_UPGRADED : UPG_N_REVERTED;
-			j_commit(u, out, now);
+			*dirty = true;
 			return 1;
 		}
 		if (now - r->synced_at[x] >= MS_TO_MONO(UPG_HEALTH_MS))
@@ -1268,17 +1278,26 @@ static int drive_step(struct upg *u, struct upg_actions *out, mono_t now)
 	}
 	case UPG_K_UPGRADE:
 	case UPG_K_REVERT: {
-		bool all_done = true;
-		for (int x = 0; x < u->n; x++) {
+		bool up = s->kind == UPG_K_UPGRADE, dirty = false, all_done = true;
+		int rc = 0;
+		for (int x = 0; x < u->n; x++)
+			if ((s->nodes & (1u << x)) && r->ph[x] == PH_BEGIN) {
+				node_begin(u, now, x, up);
+				dirty = true;
+			}
+		if (dirty)
+			j_commit(u, out, now); /* before any of them is asked */
+		dirty = false;
+		for (int x = 0; x < u->n && rc >= 0; x++) {
 			if (!(s->nodes & (1u << x)))
 				continue;
-			int rc = drive_node(u, out, now, x, s->kind == UPG_K_UPGRADE);
-			if (rc < 0)
-				return -1;
+			rc = drive_node(u, out, now, x, up, &dirty);
 			if (rc == 0)
 				all_done = false;
 		}
-		return all_done ? 1 : 0;
+		if (dirty)
+			j_commit(u, out, now);
+		return rc < 0 ? -1 : all_done ? 1 : 0;
 	}
 	case UPG_K_MOVE: {
 		int gi = gindex(u, s->group);
@@ -2332,6 +2351,8 @@ mono_t upg_next_wake(const struct upg *u)
 	mono_t t = u->state_next;
 	mono_t poll = u->now + MS_TO_MONO(UPG_RESEND_MS);
 	bool busy = u->mine.set || u->ra.on || (is_coord(u) && (!u->took_over || active(&u->j)));
+	if (u->dirty)
+		return u->now;
 	if (is_coord(u) && u->took_over && u->j.id)
 		for (int x = 0; x < u->n; x++)
 			if (x != u->self && live(u, x) &&

@@ -27,7 +27,7 @@
 #include "core/upgrade.h"
 
 #define MS(x) MS_TO_MONO(x)
-#define NMAX 4
+#define NMAX 8
 #define Q_MAX 4096
 #define DOQ_MAX 16
 #define REP_MAX 16
@@ -1656,6 +1656,50 @@ static void test_duplicates(void **state)
 	cl_free(c);
 }
 
+
+/* Eight nodes, four groups (pairs): the in-service run upgrades the
+ * non-holders in one batch and the holders in another; the disruptive
+ * run does every node at once. No action list overflows on the way. */
+static void test_run_8nodes(void **state)
+{
+	(void)state;
+	const uint8_t p8[5][NMAX] = {
+		{ 100, 90, 80, 70, 0, 0, 0, 0 },
+		{ 0, 0, 0, 0, 100, 50, 0, 0 },
+		{ 0, 0, 0, 0, 0, 0, 100, 50 },
+		{ 100, 50, 0, 0, 0, 0, 0, 0 },
+		{ 0, 0, 100, 50, 0, 0, 0, 0 },
+	};
+	struct upg_opts o = { 0 };
+	struct cl *c = started(8, 5, p8, 0, &o);
+	const struct upg_journal *j = J(c, 0);
+	int nup = 0;
+	for (int i = 0; i < j->n_steps; i++)
+		if (j->steps[i].kind == UPG_K_UPGRADE) {
+			nup++;
+			/* a batch never holds two members of one group but 0 */
+			for (int g = 1; g < 5; g++) {
+				int m = 0;
+				for (int x = 0; x < 8; x++)
+					m += (j->steps[i].nodes >> x & 1) && p8[g][x];
+				assert_true(m <= 1);
+			}
+		}
+	assert_int_equal(nup, 2);
+	assert_true(run_until(c, UPG_COMPLETED, 200000));
+	assert_on(c, "1.1.0");
+	assert_replicated(c);
+	for (int g = 0; g < 5; g++)
+		assert_int_equal(c->primary[g], g == 0 ? 0 : g == 1 ? 4 : g == 2 ? 6 : g == 3 ? 0 : 2);
+	cl_free(c);
+	o.disruptive = true;
+	c = started(8, 5, p8, 3, &o);
+	assert_true(run_until(c, UPG_COMPLETED, 200000));
+	assert_on(c, "1.1.0");
+	assert_replicated(c);
+	cl_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
@@ -1667,6 +1711,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_plans),
 		cmocka_unit_test(test_run_2nodes),
 		cmocka_unit_test(test_run_4nodes),
+		cmocka_unit_test(test_run_8nodes),
 		cmocka_unit_test(test_run_disruptive),
 		cmocka_unit_test(test_run_install_fails),
 		cmocka_unit_test(test_run_self_revert),
