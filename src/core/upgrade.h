@@ -378,6 +378,8 @@ struct upg_ev {
 };
 
 struct upg;
+/* NULL when p->journal is inconsistent (what upg_journal_decode refuses)
+ * or was written for another number of nodes, or out of memory. */
 struct upg *upg_new(const struct upg_params *p, mono_t now);
 void upg_free(struct upg *u);
 /* The configuration changed in place (the node list is the same). */
@@ -387,6 +389,14 @@ void upg_reconfigure(struct upg *u, const struct tnd_conf *conf);
 void upg_set_local(struct upg *u, const struct upg_facts *f, mono_t now);
 void upg_set_view(struct upg *u, const struct upg_view *v, mono_t now);
 
+/* 0, or: TND_EINVAL a malformed message (dropped, nothing changed) or
+ * command (answered at once with UPG_ACT_REPLY code E_INVALID);
+ * TND_EREPLAY a STATE older than the last taken from its sender;
+ * TND_EREFUSED a command while this node has one in flight (answered
+ * E_BUSY); TND_ENOENT a DONE for no UPG_ACT_DO in flight. Every command
+ * gets exactly one UPG_ACT_REPLY, possibly in a later call.
+ * UPG_ACT_FAILOVER / UPG_ACT_RESET carry the group's id (not its index
+ * in conf->groups, which is how upg_view.primary is indexed). */
 int upg_step(struct upg *u, const struct upg_ev *ev, mono_t now, struct upg_actions *out);
 mono_t upg_next_wake(const struct upg *u);
 
