@@ -13,6 +13,7 @@
  * last byte is odd). The core must never crash, leak, overflow its
  * action list, emit a packet longer than the MTU, or store a journal that
  * does not read back. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "conf/conf.h"
@@ -191,6 +192,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data += len;
 		size -= len;
 	}
+#ifdef UPG_FUZZ_DEBUG
+	fprintf(stderr, "journal id=%llu seq=%llu state=%s cursor=%d/%d\n",
+		(unsigned long long)upg_journal_get(u)->id,
+		(unsigned long long)upg_journal_get(u)->seq,
+		upg_state_name(upg_journal_get(u)->state), upg_journal_get(u)->cursor,
+		upg_journal_get(u)->n_steps);
+#endif
 	upg_free(u);
 	free(a);
 	free(b);
