@@ -8,8 +8,9 @@
  *    with wire_hdr_decode, the body is handed over as it is) arrive after
  *    a random delay (reordering), are lost, duplicated, and cut by
  *    partitions and single-link faults;
- *  - the election: an oracle per group. A primary that dies or is cut
- *    from the majority loses its groups; after the failover time
+ *  - the election: an oracle per group. A primary that dies loses its
+ *    groups, and group 0 also when it is cut from the majority (node.c
+ *    quorum_ok: three nodes or more); after the failover time
  *    (dead_after x heartbeat_ms) the best member that has itself been up
  *    that long takes over (an in-sync one first, SPEC section 1).
  *    UPG_ACT_FAILOVER moves a group after a short delay if its target is
