@@ -50,7 +50,7 @@ enum {
 	M_VERSION, M_DIGEST, M_BYTES, M_NODE, M_RC, M_CODE, M_MSG, M_REQ,
 	M_INC, M_OPTS, M_PREV, M_RREASON, M_RFROM, M_PMIN, M_PMAX, M_FLAGS,
 	M_CGEN, M_FREE, M_CPU, M_GROUPS, M_IFLAGS, M_ICODE, M_IMSG, M_IMIN,
-	M_ICFGMSG, M_JID, M_JSEQ,
+	M_ICFGMSG, M_JID, M_JSEQ, M_VCOORD,
 };
 /* STATE M_FLAGS */
 #define FF_CONFIRMED 1u
@@ -176,6 +176,8 @@ struct upg {
 	struct run run;
 	struct mine mine;
 	bool dirty;
+	bool heard_any;             /* a peer's STATE since this start */
+	mono_t started;
 	mono_t state_next, now;
 	char detail[TND_NODES_MAX][64];
 	/* scratch, kept here so that no call needs a large stack */
@@ -775,6 +777,9 @@ static void send_state(struct upg *u, struct upg_actions *out, int to)
 		g[2 * i + 1] = f->groups[i].state;
 	}
 	tlvw_put(&s.w, M_GROUPS, g, (uint16_t)(2 * ng));
+	/* who this node takes for coordinator: a new coordinator settles
+	 * only on STATEs that name it (see settle) */
+	put_s8(&s.w, M_VCOORD, u->view.coordinator);
 	send_finish(out, &s);
 }
 
@@ -954,6 +959,8 @@ static void node_do(struct upg *u, struct upg_actions *out, int from, uint64_t i
 	     (unsigned long long)id, step, op, nname(u, from), version ? version : "");
 }
 
+static void replicate(struct upg *u, struct upg_actions *out, mono_t now);
+
 /* --- the coordinator: runtime of the running step ---------------------------- */
 
 static void run_reset(struct upg *u, mono_t now)
@@ -1054,6 +1061,54 @@ static bool healthy(const struct upg *u, int x, const struct upg_facts *f)
 			return false;
 	}
 	return true;
+}
+
+/* Before node x restarts, the groups it is primary of go to another live
+ * member outside the batch (one on `target` first): the plan put none on
+ * it, but a failover since may have. 1 when it holds none that can move,
+ * 0 while a move is asked, -1 (E_MOVE) when it did not happen in time. */
+static int evacuate(struct upg *u, struct upg_actions *out, mono_t now, int x,
+		    uint32_t batch, const char *target)
+{
+	struct run *r = &u->run;
+	bool moving = false;
+	for (int gi = 0; gi < u->conf->n_groups; gi++) {
+		if (u->view.primary[gi] != x)
+			continue;
+		int best = TND_NO_NODE, bp = 0;
+		bool best_on = false;
+		for (int y = 0; y < u->n; y++) {
+			int pr = u->conf->groups[gi].priority[y];
+			const struct upg_facts *f = fresh(u, y, now);
+			bool on = f && vers_eq(f->version, target);
+			if (pr == 0 || (batch & (1u << y)) || !live(u, y))
+				continue;
+			if (best == TND_NO_NODE || (on && !best_on) || (on == best_on && pr > bp)) {
+				best = y;
+				bp = pr;
+				best_on = on;
+			}
+		}
+		if (best == TND_NO_NODE)
+			continue; /* its only live member: it restarts with it */
+		if (now - r->t0 >= MS_TO_MONO(UPG_MOVE_TIMEOUT_MS))
+			return fail(u, "E_MOVE", "group %u is still on %s, which is to restart, after %d s",
+				    u->conf->groups[gi].id, nname(u, x), UPG_MOVE_TIMEOUT_MS / 1000);
+		moving = true;
+		if (now >= r->do_next[x]) {
+			struct upg_act *a = act_add(out, UPG_ACT_FAILOVER);
+			if (a) {
+				a->group = u->conf->groups[gi].id;
+				a->node = best;
+			}
+			emit(out, UPG_LVL_INFO, "upgrade.evacuate", "id=%llu step=%d group=%u from=%s to=%s",
+			     (unsigned long long)u->j.id, u->j.cursor, u->conf->groups[gi].id,
+			     nname(u, x), nname(u, best));
+		}
+	}
+	if (moving && now >= r->do_next[x])
+		r->do_next[x] = now + MS_TO_MONO(MOVE_RETRY_MS);
+	return moving ? 0 : 1;
 }
 
 /* A node of an UPGRADE (up) or REVERT step begins: recorded (INSTALLING
@@ -1280,13 +1335,33 @@ static int drive_step(struct upg *u, struct upg_actions *out, mono_t now)
 	case UPG_K_REVERT: {
 		bool up = s->kind == UPG_K_UPGRADE, dirty = false, all_done = true;
 		int rc = 0;
-		for (int x = 0; x < u->n; x++)
-			if ((s->nodes & (1u << x)) && r->ph[x] == PH_BEGIN) {
-				node_begin(u, now, x, up);
-				dirty = true;
+		for (int x = 0; x < u->n; x++) {
+			if (!(s->nodes & (1u << x)) || r->ph[x] != PH_BEGIN)
+				continue;
+			/* begun only when up and reporting: its record names
+			 * the incarnation that is asked */
+			if (!live(u, x) || !fresh(u, x, now)) {
+				if (now - r->t0 >= MS_TO_MONO(UPG_DO_TIMEOUT_MS))
+					return fail(u, "E_NODE_TIMEOUT", "%s was not up for %s in %d s",
+						    nname(u, x), upg_kind_name(s->kind),
+						    UPG_DO_TIMEOUT_MS / 1000);
+				all_done = false;
+				continue;
 			}
-		if (dirty)
+			int ev = evacuate(u, out, now, x, s->nodes, up ? j->to : j->from);
+			if (ev < 0)
+				return -1;
+			if (ev == 0) {
+				all_done = false; /* a group is moving off it first */
+				continue;
+			}
+			node_begin(u, now, x, up);
+			dirty = true;
+		}
+		if (dirty) {
 			j_commit(u, out, now); /* before any of them is asked */
+			replicate(u, out, now); /* and sent ahead of the DOs */
+		}
 		dirty = false;
 		for (int x = 0; x < u->n && rc >= 0; x++) {
 			if (!(s->nodes & (1u << x)))
@@ -1512,6 +1587,14 @@ static void coord_drive(struct upg *u, struct upg_actions *out, mono_t now)
 static void settle(struct upg *u, struct upg_actions *out, mono_t now)
 {
 	if (u->took_over)
+		return;
+	/* A node that started alone may hold an old journal: the last
+	 * coordinator may have recorded more while this one was down. It
+	 * continues an active journal once it heard a peer (whose journal
+	 * it then adopts if higher), or alone after hold_timer_s (the other
+	 * nodes are gone for good: better finish than stay frozen). */
+	if (active(&u->j) && u->n > 1 && !u->heard_any &&
+	    now - u->started < MS_TO_MONO((int64_t)u->conf->upgrade_hold_timer_s * 1000))
 		return;
 	int best = TND_NO_NODE;
 	uint64_t bi = u->j.id, bs = u->j.seq;
@@ -1848,7 +1931,7 @@ struct msg {
 	uint8_t frag, total, op, opts, pmin, pmax, flags, cpu, iflags;
 	uint16_t len, step;
 	uint32_t rc, req;
-	int node;
+	int node, vcoord;
 	uint8_t digest[UPG_DIGEST_LEN];
 	char version[TND_VERSION_MAX], prev[TND_VERSION_MAX], rfrom[TND_VERSION_MAX],
 		imin[TND_VERSION_MAX];
@@ -1866,7 +1949,7 @@ static int decode_msg(const uint8_t *body, size_t len, struct msg *m)
 	struct tlv t;
 	int rc;
 	memset(m, 0, sizeof(*m));
-	m->node = TND_NO_NODE;
+	m->node = m->vcoord = TND_NO_NODE;
 	tlvr_init(&r, body, len);
 	while ((rc = tlvr_next(&r, &t)) == 1) {
 		int e = 0;
@@ -1916,6 +1999,7 @@ static int decode_msg(const uint8_t *body, size_t len, struct msg *m)
 		case M_ICFGMSG: e = tlv_str(&t, m->icfgmsg, sizeof(m->icfgmsg)); break;
 		case M_JID: e = tlv_u64(&t, &m->jid); break;
 		case M_JSEQ: e = tlv_u64(&t, &m->jseq); break;
+		case M_VCOORD: e = get_s8(&t, &m->vcoord); break;
 		default: continue; /* unknown TLVs are skipped (STYLE) */
 		}
 		if (e)
@@ -1985,7 +2069,12 @@ static int on_state(struct upg *u, int x, const struct wire_hdr *h, const struct
 		p->ack_id = m->jid;
 		p->ack_seq = m->jseq;
 	}
-	p->heard = true;
+	/* A peer counts for settling once it names this node coordinator:
+	 * from then on it takes journals only from this node (on_journal),
+	 * so the journal it reports is the last it will hold from anyone
+	 * else. (A STATE without the field is from an older build.) */
+	p->heard = !(m->has & HAS(M_VCOORD)) || m->vcoord == u->self;
+	u->heard_any = true;
 	return 0;
 }
 
@@ -2002,6 +2091,13 @@ static int on_journal(struct upg *u, struct upg_actions *out, int x, const struc
 	if (m->data_len != n)
 		return TND_EINVAL;
 	int c = jcmp(m->id, m->seq, u->j.id, u->j.seq);
+	/* Journals are pushed by the coordinator (this node's view) only;
+	 * a settling coordinator takes the answer to its GET from anyone.
+	 * A deposed coordinator's late records are refused here, or a new
+	 * coordinator that settled without them would overwrite them. */
+	bool from_ok = x == u->view.coordinator || (is_coord(u) && !u->took_over);
+	if (c > 0 && !from_ok)
+		return 0;
 	if (c <= 0) {
 		if (c == 0 && m->frag == 0)
 			send_idseq(u, out, x, UPG_MSG_JACK); /* our ack was lost */
@@ -2152,6 +2248,31 @@ static int recv_msg(struct upg *u, struct upg_actions *out, const struct upg_ev 
 		 * journal (sent before any DO) has arrived */
 		if (m->id != u->j.id)
 			return 0;
+		if (m->op == UPG_DO_INSTALL || m->op == UPG_DO_REVERT) {
+			/* A restart is asked once per record: only while the
+			 * journal here shows that step running with this node
+			 * asked. A DO that arrives late (the step is over) is
+			 * dropped; one whose record has not arrived yet is
+			 * asked again. One asked of a previous life of this
+			 * node is done if that life did it: this node runs the
+			 * version, or gave it up by itself (the coordinator
+			 * sees that in the facts); else (it died first) it is
+			 * done now. */
+			const struct upg_facts *me = &u->peers[u->self].f;
+			uint64_t asked = u->j.node_inc[u->self];
+			if (u->j.cursor != m->step || asked == 0)
+				return 0;
+			if (asked != u->p.incarnation &&
+			    (vers_eq(me->version, m->version) ||
+			     (m->op == UPG_DO_INSTALL && me->revert_reason[0] &&
+			      vers_eq(me->revert_from, m->version)))) {
+				struct doent e = { .id = m->id, .step = m->step,
+						   .op = (enum upg_do)m->op, .from = x };
+				snprintf(e.msg, sizeof(e.msg), "done before this start");
+				send_done(u, out, &e);
+				return 0;
+			}
+		}
 		node_do(u, out, x, m->id, m->step, (enum upg_do)m->op, m->version,
 			(m->has & HAS(M_DIGEST)) ? m->digest : NULL, m->bytes, m->node);
 		return 0;
@@ -2210,6 +2331,7 @@ struct upg *upg_new(const struct upg_params *p, mono_t now)
 	u->run.step = -1;
 	u->peers[u->self].f.incarnation = p->incarnation;
 	u->state_next = now;
+	u->started = now;
 	u->dirty = true;
 	u->now = now;
 	return u;

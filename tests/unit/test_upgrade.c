@@ -1453,10 +1453,14 @@ static void test_bad_messages(void **state)
 	tlvw_put(&w, 6, "0123456789", 10);
 	tlvw_finish(&w, &len);
 	e.body_len = len;
-	assert_int_equal(upg_step(u, &e, c->now, a), TND_EINVAL);
+	/* pushed by a node that is not the coordinator: ignored */
+	assert_int_equal(upg_step(u, &e, c->now, a), 0);
+	/* by the coordinator (gw1, to gw2): refused */
+	h.sender = 0;
+	assert_int_equal(upg_step(c->nd[1].u, &e, c->now, a), TND_EINVAL);
 	assert_int_equal(J(c, 0)->seq, seq0);
 	assert_int_equal(J(c, 0)->id, 0);
-	/* a stale STATE (replayed) is dropped */
+	assert_int_equal(J(c, 1)->id, 0);
 	free(a);
 	cl_free(c);
 }
