@@ -2817,15 +2817,21 @@ static bool shares(const struct upg *u, uint32_t batch, int x)
 }
 
 /* Greedy batches: each node joins the first batch it shares no group
- * (other than 0) with; one step per batch. */
+ * (other than 0) with; one step per batch. In clusters of three nodes or
+ * more a batch leaves a strict majority of the nodes up, which group 0
+ * needs to keep a primary (node.c quorum_ok). */
 static int batches(const struct upg *u, struct upg_journal *j, uint32_t set,
 		   enum upg_step_kind k, bool rollback)
 {
+	int cap = u->n >= 3 ? (u->n - 1) / 2 : u->n;
 	while (set) {
 		uint32_t b = 0;
-		for (int x = 0; x < u->n; x++)
-			if ((set & (1u << x)) && !shares(u, b, x))
+		int nb = 0;
+		for (int x = 0; x < u->n && nb < cap; x++)
+			if ((set & (1u << x)) && !shares(u, b, x)) {
 				b |= 1u << x;
+				nb++;
+			}
 		set &= ~b;
 		if (add_step(j, k, 0, TND_NO_NODE, b, rollback) != 0)
 			return TND_ENOSPC;

@@ -51,7 +51,8 @@
  *   else the group's current primary), DISTRIBUTE (every node without the
  *   image fetches it from the source node, verified on arrival), UPGRADE
  *   batches of the non-holders (nodes that share no group other than 0 in
- *   one batch, in parallel), MOVE (each group to an upgraded member, group
+ *   one batch, in parallel; with three nodes or more at most (n - 1) / 2
+ *   per batch, so that group 0 keeps its majority), MOVE (each group to an upgraded member, group
  *   0 last: the coordinator hands over), UPGRADE batches of the holders,
  *   PREEMPT_ON, FAILBACK (each group MOVEd to its preferred node; skipped
  *   with --no-failback), UNFREEZE.
