@@ -1624,8 +1624,16 @@ static void settle(struct upg *u, struct upg_actions *out, mono_t now)
 		 * stored records nobody else saw before it died; they carry
 		 * its term and node, so every record of ours is higher and
 		 * no two different journals ever share an (id, seq). */
-		u->j.seq = (((u->j.seq >> SEQ_TERM_SHIFT) + 1) << SEQ_TERM_SHIFT) |
-			   ((uint64_t)u->self << SEQ_NODE_SHIFT);
+		uint64_t term = u->j.seq >> SEQ_TERM_SHIFT;
+		for (int x = 0; x < u->n; x++) {
+			/* above every term heard of for this journal, also
+			 * from nodes that are not live now */
+			const struct upg_facts *f = &u->peers[x].f;
+			if (f->known && f->journal_id == u->j.id &&
+			    (f->journal_seq >> SEQ_TERM_SHIFT) > term)
+				term = f->journal_seq >> SEQ_TERM_SHIFT;
+		}
+		u->j.seq = ((term + 1) << SEQ_TERM_SHIFT) | ((uint64_t)u->self << SEQ_NODE_SHIFT);
 		emit(out, UPG_LVL_WARN, "upgrade.takeover",
 		     "id=%llu seq=%llu previous=%s coordinator=%s step=%d",
 		     (unsigned long long)u->j.id, (unsigned long long)u->j.seq,
