@@ -27,7 +27,8 @@
  * and acks it (UPG_MSG_JACK). Every change the coordinator makes gets
  * seq + 1 and is stored locally first; a takeover starts a new term (seq
  * jumps to (term + 1) << 24 | node << 16), so records a dead coordinator
- * stored unseen never share an (id, seq) with the new coordinator's. The rule "every step is recorded
+ * stored unseen never share an (id, seq) with the new coordinator's.
+ * The rule "every step is recorded
  * before it is taken": a step's UPG_ST_RUNNING record is acked by every
  * live peer (alive in the view) before the step's first action is emitted.
  * A node that was down gets the journal when it is back (its STATE shows a
@@ -52,7 +53,8 @@
  *   image fetches it from the source node, verified on arrival), UPGRADE
  *   batches of the non-holders (nodes that share no group other than 0 in
  *   one batch, in parallel; with three nodes or more at most (n - 1) / 2
- *   per batch, so that group 0 keeps its majority), MOVE (each group to an upgraded member, group
+ *   per batch, so that group 0 keeps its majority), MOVE (each group to
+ *   an upgraded member, group
  *   0 last: the coordinator hands over), UPGRADE batches of the holders,
  *   PREEMPT_ON, FAILBACK (each group MOVEd to its preferred node; skipped
  *   with --no-failback), UNFREEZE.
