@@ -42,17 +42,36 @@
  *    (before the rest of that action list).
  *
  * After every event it checks:
- *   I1 a node's stored journal only moves forward: (id, seq) strictly
- *      increases over its STOREs (across restarts: it is the disk), and a
- *      step stored done never goes back to pending or running within one
- *      id; every stored journal survives encode/decode/encode unchanged;
+ *   I1 the journal moves forward where users can see it: a node's
+ *      (id, seq) strictly increases over its STOREs (across restarts: it
+ *      is the disk); every stored journal survives encode/decode/encode
+ *      unchanged; and, within one id,
+ *      (a) a step that a record stored by any node other than its writer
+ *          (so acked: JACK follows the STORE) shows done is never
+ *          pending or running again in a later record (higher seq) on
+ *          any node (a node that lags behind stores older records: that
+ *          is not going back);
+ *      (b) a node may see a step go from done back to running only in its
+ *          own unacknowledged tail (records it wrote as coordinator that
+ *          no other node stored, e.g. it crashed right after the store),
+ *          and only for a record of a higher term (seq >> 24): the
+ *          coordinator that took over redoes the step, which is
+ *          idempotent on the nodes (Raft overwrites unacknowledged
+ *          entries the same way);
+ *      (c) no redone step changes the outcome: a node never activates the
+ *          new version again (DO INSTALL) in an upgrade in which it already
+ *          left it (gave it up by itself, or was reverted);
  *   I2 at most one node is coordinator (upg_is_coordinator) at a time,
  *      only the node its view names; no DO message, FAILOVER or RESET is
  *      emitted by a node that is not its view's coordinator;
  *   I3 no group is without an alive primary for longer than the failover
  *      time + FAILOVER_MARGIN_MS, unless a member was taken down by the
  *      chaos (crash, partition) in that time, or the upgrade is
- *      disruptive;
+ *      disruptive. Group 0 carries no traffic: a batch of the upgrade may
+ *      take its majority away (three nodes or more), which pauses the
+ *      coordination; it must have a primary again within hold_timer_s of
+ *      the majority's return (the batch's nodes back), and I2 holds all
+ *      along (never two coordinators acting at once);
  *   I4 no node is restarted by a DO INSTALL / REVERT while it is primary
  *      of a group that has another alive member (the planner moves groups
  *      off first), unless the group came to it by an unplanned failover
@@ -137,6 +156,8 @@ struct snode {
 	int ndo;
 	struct pdo dos[DOS_MAX];
 	uint64_t restart_id;  /* the DO that asked for the restart (I4) */
+	uint64_t installed_id; /* I1c: the journal whose DO INSTALL activated TO_V */
+	uint64_t left_id;     /* I1c: the journal in which it left TO_V again */
 	int restart_step;
 	uint64_t tx_seq;      /* I6 */
 	bool fed;
@@ -209,6 +230,11 @@ struct sim {
 	/* journals stored anywhere */
 	uint64_t run_id;
 	struct steprun run[UPG_STEPS_MAX];
+	/* I1a: steps of run_id shown done by a record some node other than
+	 * its writer stored (the step as it was then, and that record) */
+	struct { bool on; struct upg_step st; uint64_t seq; int by; } repl[UPG_STEPS_MAX];
+	mono_t g0_back_at;    /* I3: group 0's majority back after the upgrade took it */
+	bool g0_lost;
 	bool disruptive_seen;
 	uint64_t first_id;
 	/* statistics */
@@ -515,6 +541,7 @@ static void track_journal(struct sim *s, const struct upg_journal *j)
 	if (j->id > s->run_id) {
 		s->run_id = j->id;
 		memset(s->run, 0, sizeof(s->run));
+		memset(s->repl, 0, sizeof(s->repl));
 		if (s->want_abort && j->state == UPG_RUNNING && s->abort_at == MONO_NEVER)
 			s->abort_at = s->now + ms(100 + rndi(s, 15000));
 	}
@@ -572,18 +599,34 @@ static void on_store(struct sim *s, int i, const struct upg_journal *j)
 			fail(s, "I1 node %d stores journal %llu/%llu after %llu/%llu", i,
 			     (unsigned long long)d.id, (unsigned long long)d.seq,
 			     (unsigned long long)p->id, (unsigned long long)p->seq);
+		/* I1b: its own tail, unseen by anyone else, superseded by
+		 * the next term's coordinator (I1a below says "unseen") */
 		if (d.id == p->id)
 			for (int k = 0; k < d.n_steps && k < p->n_steps; k++)
 				if (same_step(&d.steps[k], &p->steps[k]) &&
 				    p->steps[k].status == UPG_ST_DONE &&
 				    (d.steps[k].status == UPG_ST_PENDING ||
-				     d.steps[k].status == UPG_ST_RUNNING))
-					fail(s, "I1 node %d: journal %llu step %d %s went from done to %s (seq %llu -> %llu)",
+				     d.steps[k].status == UPG_ST_RUNNING) &&
+				    (p->coordinator != i || (d.seq >> 24) <= (p->seq >> 24)))
+					fail(s, "I1b node %d: journal %llu step %d %s went from done to %s (seq %#llx by %d -> %#llx by %d): not its own tail superseded by a new term",
 					     i, (unsigned long long)d.id, k,
 					     upg_kind_name((enum upg_step_kind)d.steps[k].kind),
 					     upg_step_status_name((enum upg_step_status)d.steps[k].status),
-					     (unsigned long long)p->seq, (unsigned long long)d.seq);
+					     (unsigned long long)p->seq, p->coordinator,
+					     (unsigned long long)d.seq, d.coordinator);
 	}
+	/* I1a: what another node stored never goes back, anywhere */
+	if (d.id == s->run_id)
+		for (int k = 0; k < d.n_steps; k++)
+			if (s->repl[k].on && d.seq > s->repl[k].seq &&
+			    same_step(&s->repl[k].st, &d.steps[k]) &&
+			    (d.steps[k].status == UPG_ST_PENDING || d.steps[k].status == UPG_ST_RUNNING))
+				fail(s, "I1a node %d: journal %llu step %d %s is %s in seq %#llx, but node %d stored it done (seq %#llx)",
+				     i, (unsigned long long)d.id, k,
+				     upg_kind_name((enum upg_step_kind)d.steps[k].kind),
+				     upg_step_status_name((enum upg_step_status)d.steps[k].status),
+				     (unsigned long long)d.seq, s->repl[k].by,
+				     (unsigned long long)s->repl[k].seq);
 	if (d.id && (strcmp(d.to, TO_V) != 0 || strcmp(d.from, FROM_V) != 0))
 		fail(s, "node %d stores journal %llu from %s to %s: not the upgrade started",
 		     i, (unsigned long long)d.id, d.from, d.to);
@@ -592,6 +635,14 @@ static void on_store(struct sim *s, int i, const struct upg_journal *j)
 	sn->jlast = d;
 	s->stores++;
 	track_journal(s, &d);
+	if (d.id == s->run_id && d.coordinator != i)
+		for (int k = 0; k < d.n_steps; k++)
+			if (d.steps[k].status == UPG_ST_DONE && !s->repl[k].on) {
+				s->repl[k].on = true;
+				s->repl[k].st = d.steps[k];
+				s->repl[k].seq = d.seq;
+				s->repl[k].by = i;
+			}
 	trace(s, "node %d store %llu/%llu %s cursor %d/%d%s%s", i, (unsigned long long)d.id,
 	      (unsigned long long)d.seq, upg_state_name((enum upg_state)d.state), d.cursor,
 	      d.n_steps, d.error.code[0] ? " error " : "", d.error.code);
@@ -910,6 +961,7 @@ static void start_node(struct sim *s, int i)
 			return;
 		}
 		trace(s, "node %d gives %s up: %s", i, sn->boot.previous, why);
+		sn->left_id = sn->installed_id;
 	}
 	if (sn->bad && strcmp(sn->boot.active, TO_V) == 0 && !sn->boot.confirmed) {
 		struct boot_exit e = { .signaled = true, .code = 11 };
@@ -1004,6 +1056,11 @@ static void finish_do(struct sim *s, int i, int k)
 					   wall_s(s), why, sizeof(why));
 		}
 		restart = rc == 0;
+		if (restart && p.id == sn->left_id)
+			fail(s, "I1c node %d installs %s again in upgrade %llu (step %d), which it already left",
+			     i, p.version, (unsigned long long)p.id, p.step);
+		if (restart)
+			sn->installed_id = p.id;
 		done_ev(&e, &p, rc, rc ? "E_INSTALL" : "", why);
 	} else {
 		if (strcmp(sn->boot.previous, p.version) != 0) {
@@ -1015,6 +1072,8 @@ static void finish_do(struct sim *s, int i, int k)
 			rc = boot_activate(&sn->boot, p.version, s->conf.upgrade_hold_timer_s, NULL, 0,
 					   wall_s(s), why, sizeof(why));
 		restart = rc == 0;
+		if (restart)
+			sn->left_id = sn->installed_id;
 		done_ev(&e, &p, rc, rc ? "E_REVERT" : "", why);
 	}
 	trace(s, "node %d done op %d step %d rc %d %s", i, p.op, p.step, rc, why);
@@ -1123,11 +1182,22 @@ static void check_all(struct sim *s)
 	}
 	if (coords > 1)
 		fail(s, "I2 %d nodes act as coordinator at once", coords);
+	/* Group 0 carries no traffic: a batch may take its majority away
+	 * (the planner does not cap batches), which pauses coordination. */
+	int nup = 0;
+	for (int i = 0; i < s->n; i++)
+		nup += s->nodes[i].up;
+	if (s->n >= 3 && nup * 2 <= s->n) {
+		s->g0_lost = true;
+	} else if (s->g0_lost) {
+		s->g0_lost = false;
+		s->g0_back_at = s->now;
+	}
 	for (int gi = 0; gi < s->conf.n_groups; gi++) {
 		struct sgroup *g = &s->g[gi];
-		/* A majority lost to the upgrade's own restarts is no
-		 * excuse: only the chaos is. */
-		bool excused = gi == 0 && s->split;
+		/* Other groups: a majority lost to the upgrade's own
+		 * restarts is no excuse, only the chaos is. */
+		bool excused = (gi == 0 && (s->split || s->g0_lost));
 		for (int i = 0; i < s->n; i++)
 			if (member(s, gi, i) && !s->nodes[i].up && s->nodes[i].down_why == DOWN_CHAOS)
 				excused = true;
@@ -1140,7 +1210,11 @@ static void check_all(struct sim *s)
 		if (g->down_since == MONO_NEVER)
 			g->down_since = s->now;
 		mono_t from = g->down_since > g->chaos_at ? g->down_since : g->chaos_at;
-		if (!s->disruptive_seen && s->now - from > s->failover + ms(FAILOVER_MARGIN_MS)) {
+		mono_t limit = s->failover + ms(FAILOVER_MARGIN_MS);
+		/* group 0 after its majority came back: within the hold time */
+		if (gi == 0 && s->g0_back_at != MONO_NEVER && from <= s->g0_back_at)
+			limit = ms((int64_t)s->conf.upgrade_hold_timer_s * 1000);
+		if (!s->disruptive_seen && s->now - from > limit) {
 			char who[160] = "";
 			for (int i = 0, o = 0; i < s->n && o < 100; i++)
 				if (member(s, gi, i))
@@ -1313,6 +1387,7 @@ static void run(struct sim *s, mono_t until)
 			go_down(s, who, DOWN_CHAOS);
 			if (boot_revert(&sn->boot, why, wall_s(s), why2, sizeof(why2)) != 0)
 				fail(s, "node %d: hold timer revert impossible: %s", who, why2);
+			sn->left_id = sn->installed_id;
 			sn->boot_at = s->now + ms(300 + rndi(s, 700));
 			chaos_mark_all(s);
 			break;
@@ -1555,6 +1630,7 @@ static int run_seed(uint64_t seed, int verbose, double chaos_s)
 	s->token = 100;
 	s->bad_token = UINT32_MAX;
 	s->chaos_next = ms(rndi(s, 100));
+	s->g0_back_at = MONO_NEVER;
 	for (int gi = 0; gi < GMAX; gi++) {
 		s->g[gi].prim = TND_NO_NODE;
 		s->g[gi].preempt_to = TND_NO_NODE;
