@@ -50,7 +50,7 @@ enum {
 	M_VERSION, M_DIGEST, M_BYTES, M_NODE, M_RC, M_CODE, M_MSG, M_REQ,
 	M_INC, M_OPTS, M_PREV, M_RREASON, M_RFROM, M_PMIN, M_PMAX, M_FLAGS,
 	M_CGEN, M_FREE, M_CPU, M_GROUPS, M_IFLAGS, M_ICODE, M_IMSG, M_IMIN,
-	M_ICFGMSG, M_JID, M_JSEQ, M_VCOORD,
+	M_ICFGMSG, M_JID, M_JSEQ, M_VCOORD, M_ATTEMPT,
 };
 /* STATE M_FLAGS */
 #define FF_CONFIRMED 1u
@@ -73,6 +73,8 @@ enum {
 #define FRAGS_MAX ((UPG_JOURNAL_BYTES_MAX + UPG_FRAG_BYTES - 1) / UPG_FRAG_BYTES)
 #define DO_CACHE_MAX 8          /* node actions remembered (results resent) */
 #define MOVE_RETRY_MS 2000      /* a FAILOVER asked again while not done */
+#define FETCH_ATTEMPTS_MAX 3    /* a DO FETCH that failed is asked again */
+#define FETCH_RETRY_MS 1000     /* after this pause */
 #define REASM_IDLE_MS (4 * UPG_RESEND_MS) /* a stalled reassembly is dropped */
 #define ID_NODE_BITS 8          /* low bits of a journal id: its creator */
 #define LOOP_MAX (2 * UPG_STEPS_MAX + 8)
@@ -108,6 +110,7 @@ struct doent {
 	char code[UPG_CODE_LEN];
 	char msg[UPG_MSG_LEN];
 	uint64_t age;               /* for eviction */
+	uint8_t attempt;            /* FETCH: the attempt asked last */
 };
 
 struct reasm {
@@ -136,6 +139,7 @@ struct run {
 	mono_t phase_at[TND_NODES_MAX], synced_at[TND_NODES_MAX];
 	bool synced[TND_NODES_MAX];
 	bool got[TND_NODES_MAX];    /* DONE answered */
+	uint8_t attempt[TND_NODES_MAX]; /* FETCH: 0 .. FETCH_ATTEMPTS_MAX - 1 */
 	int rc[TND_NODES_MAX];
 	char code[TND_NODES_MAX][UPG_CODE_LEN];
 	char msg[TND_NODES_MAX][UPG_MSG_LEN];
@@ -165,6 +169,17 @@ struct upg {
 	struct upg_view view;
 	int coord;                  /* view.coordinator as last seen */
 	bool took_over;             /* coordinator: settled and journal taken */
+	/* This coordinator's records carry its own term (j_commit starts
+	 * one at its first record); false again at every change of
+	 * coordinator, and when a peer reports a higher seq of our journal
+	 * (a dead coordinator's unacknowledged tail): our next record goes
+	 * above it, so that peer takes ours instead of keeping its own. */
+	bool term_own;
+	bool rebase;                /* record again now, in a new term */
+	/* The STORE already in this call's action list (one per call: it
+	 * points at the live journal, so it writes the final state). */
+	const struct upg_actions *st_out;
+	int st_idx;
 	mono_t get_next;            /* settling: next UPG_MSG_GET */
 	struct upg_journal j;
 	uint8_t enc[UPG_JOURNAL_BYTES_MAX];
@@ -716,10 +731,47 @@ static void j_set_state(struct upg *u, struct upg_actions *out, enum upg_state t
 	u->j.state = (uint8_t)to;
 }
 
-/* Record a change: seq + 1, stored here first (the STORE precedes every
- * action that follows in the batch), then sent to every peer. */
+/* One UPG_ACT_STORE per call: it points at the live journal, so the
+ * first one in the list writes the final state of every record made in
+ * this call, and still comes before every action that follows the first
+ * record. A second one would only repeat the write. */
+static void store(struct upg *u, struct upg_actions *out)
+{
+	if (u->st_out == out && u->st_idx >= 0 && u->st_idx < out->n &&
+	    out->a[u->st_idx].type == UPG_ACT_STORE && out->a[u->st_idx].journal == &u->j)
+		return;
+	struct upg_act *a = act_add(out, UPG_ACT_STORE);
+	if (!a)
+		return;
+	a->journal = &u->j;
+	u->st_out = out;
+	u->st_idx = out->n - 1;
+}
+
+/* A new term (as Raft's): seq jumps above every term heard of for this
+ * journal (also from nodes that are not live now) and carries this
+ * node, so records a previous coordinator stored unseen before it died
+ * never share an (id, seq) with ours, and ours order above them. */
+static void new_term(struct upg *u)
+{
+	uint64_t term = u->j.seq >> SEQ_TERM_SHIFT;
+	for (int x = 0; x < u->n; x++) {
+		const struct upg_facts *f = &u->peers[x].f;
+		if (x != u->self && f->known && f->journal_id == u->j.id &&
+		    (f->journal_seq >> SEQ_TERM_SHIFT) > term)
+			term = f->journal_seq >> SEQ_TERM_SHIFT;
+	}
+	u->j.seq = ((term + 1) << SEQ_TERM_SHIFT) | ((uint64_t)u->self << SEQ_NODE_SHIFT);
+	u->term_own = true;
+}
+
+/* Record a change: seq + 1 (in this coordinator's term), stored here
+ * first (the STORE precedes every action that follows in the batch),
+ * then sent to every peer. */
 static void j_commit(struct upg *u, struct upg_actions *out, mono_t now)
 {
+	if (!u->term_own)
+		new_term(u);
 	u->j.seq++;
 	u->j.coordinator = (int8_t)u->self;
 	u->j.elapsed_ms = elapsed(u, now);
@@ -728,9 +780,7 @@ static void j_commit(struct upg *u, struct upg_actions *out, mono_t now)
 		emit(out, UPG_LVL_ERROR, "core.invariant", "upgrade_journal_unencodable=1 id=%llu",
 		     (unsigned long long)u->j.id);
 	}
-	struct upg_act *a = act_add(out, UPG_ACT_STORE);
-	if (a)
-		a->journal = &u->j;
+	store(u, out);
 	for (int x = 0; x < u->n; x++)
 		u->peers[x].jnext = now;
 	u->dirty = true;
@@ -834,6 +884,7 @@ static void send_done(struct upg *u, struct upg_actions *out, const struct doent
 	tlvw_u64(&s.w, M_ID, e->id);
 	tlvw_u16(&s.w, M_STEP, (uint16_t)e->step);
 	tlvw_u8(&s.w, M_OP, (uint8_t)e->op);
+	tlvw_u8(&s.w, M_ATTEMPT, e->attempt);
 	tlvw_u32(&s.w, M_RC, (uint32_t)-e->rc);
 	if (e->code[0])
 		tlvw_str(&s.w, M_CODE, e->code);
@@ -905,44 +956,72 @@ static struct doent *do_find(struct upg *u, uint64_t id, int step, enum upg_do o
 }
 
 static void coord_on_done(struct upg *u, int x, uint64_t id, int step, enum upg_do op,
-			  int rc, const char *code, const char *msg);
+			  int attempt, int rc, const char *code, const char *msg);
 
-/* A DO from `from` (self: the coordinator's own node): act once, answer
- * every time. */
+static void do_answer(struct upg *u, struct upg_actions *out, const struct doent *e)
+{
+	if (e->from == u->self)
+		coord_on_done(u, u->self, e->id, e->step, e->op, e->attempt, e->rc, e->code, e->msg);
+	else
+		send_done(u, out, e);
+}
+
+/* A DO from `from` (self: the coordinator's own node): act once per
+ * (id, step, op), answer every time. `asked_inc`: for INSTALL / REVERT,
+ * the incarnation of this node the coordinator recorded when it asked
+ * (journal node_inc; 0 unknown). Asked of a previous life of this node,
+ * it is done if that life did it: this node runs the version, or gave
+ * it up by itself (the coordinator then sees that in the facts and
+ * fails the step; installing it again would undo the node's own
+ * verdict); else (that life died first) it is done now. `attempt`: a
+ * FETCH that failed is done again when asked under another attempt. */
 static void node_do(struct upg *u, struct upg_actions *out, int from, uint64_t id, int step,
 		    enum upg_do op, const char *version, const uint8_t *digest,
-		    uint64_t bytes, int node)
+		    uint64_t bytes, int node, uint64_t asked_inc, uint8_t attempt)
 {
 	struct doent *e = do_find(u, id, step, op);
+	if ((op == UPG_DO_INSTALL || op == UPG_DO_REVERT) && asked_inc &&
+	    asked_inc != u->p.incarnation) {
+		const struct upg_facts *me = &u->peers[u->self].f;
+		if (vers_eq(me->version, version) ||
+		    (op == UPG_DO_INSTALL && me->revert_reason[0] &&
+		     vers_eq(me->revert_from, version))) {
+			struct doent d = { .id = id, .step = step, .op = op, .from = from };
+			snprintf(d.msg, sizeof(d.msg), "done before this start");
+			do_answer(u, out, &d);
+			return;
+		}
+	}
 	if (e) {
 		e->from = from;
-		if (e->done) {
-			if (from == u->self)
-				coord_on_done(u, from, e->id, e->step, e->op, e->rc, e->code, e->msg);
-			else
-				send_done(u, out, e);
+		bool again = op == UPG_DO_FETCH && e->done && e->rc != 0 && attempt != e->attempt;
+		e->attempt = attempt;
+		if (!again) {
+			if (e->done)
+				do_answer(u, out, e);
+			return;
 		}
-		return;
+	} else {
+		/* a free slot, else the oldest finished, else the oldest */
+		for (int pass = 0; pass < 3 && !e; pass++)
+			for (int i = 0; i < DO_CACHE_MAX; i++) {
+				struct doent *c = &u->dc[i];
+				bool ok = pass == 0 ? !c->used : pass == 1 ? c->done : true;
+				if (ok && (!e || c->age < e->age))
+					e = c;
+			}
 	}
-	/* a free slot, else the oldest finished, else the oldest */
-	struct doent *pick = NULL;
-	for (int pass = 0; pass < 3 && !pick; pass++)
-		for (int i = 0; i < DO_CACHE_MAX; i++) {
-			struct doent *c = &u->dc[i];
-			bool ok = pass == 0 ? !c->used : pass == 1 ? c->done : true;
-			if (ok && (!pick || c->age < pick->age))
-				pick = c;
-		}
-	memset(pick, 0, sizeof(*pick));
-	pick->used = true;
-	pick->id = id;
-	pick->step = step;
-	pick->op = op;
-	pick->from = from;
-	pick->age = ++u->do_age;
+	memset(e, 0, sizeof(*e));
+	e->used = true;
+	e->id = id;
+	e->step = step;
+	e->op = op;
+	e->from = from;
+	e->attempt = attempt;
+	e->age = ++u->do_age;
 	struct upg_act *a = act_add(out, UPG_ACT_DO);
 	if (!a) {
-		pick->used = false; /* asked again at the next resend */
+		e->used = false; /* asked again at the next resend */
 		return;
 	}
 	a->op = op;
@@ -955,8 +1034,9 @@ static void node_do(struct upg *u, struct upg_actions *out, int from, uint64_t i
 		memset(a->digest, 0, UPG_DIGEST_LEN);
 	a->bytes = bytes;
 	a->node = node;
-	emit(out, UPG_LVL_INFO, "upgrade.do", "id=%llu step=%d op=%d from=%s version=%s",
-	     (unsigned long long)id, step, op, nname(u, from), version ? version : "");
+	emit(out, UPG_LVL_INFO, "upgrade.do", "id=%llu step=%d op=%d from=%s version=%s attempt=%u",
+	     (unsigned long long)id, step, op, nname(u, from), version ? version : "",
+	     attempt + 1u);
 }
 
 static void replicate(struct upg *u, struct upg_actions *out, mono_t now);
@@ -972,7 +1052,7 @@ static void run_reset(struct upg *u, mono_t now)
 }
 
 static void coord_on_done(struct upg *u, int x, uint64_t id, int step, enum upg_do op,
-			  int rc, const char *code, const char *msg)
+			  int attempt, int rc, const char *code, const char *msg)
 {
 	const struct upg_journal *j = &u->j;
 	if (!is_coord(u) || !u->took_over || id != j->id || step != j->cursor ||
@@ -986,7 +1066,8 @@ static void coord_on_done(struct upg *u, int x, uint64_t id, int step, enum upg_
 	case UPG_K_REVERT: want = UPG_DO_REVERT; break;
 	default: return;
 	}
-	if (op != want || u->run.got[x])
+	/* attempt -1: a DONE that does not say (an older build) */
+	if (op != want || u->run.got[x] || (attempt >= 0 && attempt != u->run.attempt[x]))
 		return;
 	u->run.got[x] = true;
 	u->run.rc[x] = rc;
@@ -1020,9 +1101,11 @@ static int ask(struct upg *u, struct upg_actions *out, mono_t now, int x, enum u
 	if (now < r->do_next[x])
 		return 0;
 	r->do_next[x] = now + MS_TO_MONO(UPG_RESEND_MS);
+	/* a restart is tied to the incarnation recorded when it was asked */
+	uint64_t inc = op == UPG_DO_INSTALL || op == UPG_DO_REVERT ? u->j.node_inc[x] : 0;
 	if (x == u->self) {
 		node_do(u, out, x, u->j.id, u->j.cursor, op, version, u->j.digest,
-			u->j.image_bytes, node);
+			u->j.image_bytes, node, inc, r->attempt[x]);
 		return 0;
 	}
 	if (!live(u, x))
@@ -1037,6 +1120,9 @@ static int ask(struct upg *u, struct upg_actions *out, mono_t now, int x, enum u
 	tlvw_put(&s.w, M_DIGEST, u->j.digest, UPG_DIGEST_LEN);
 	tlvw_u64(&s.w, M_BYTES, u->j.image_bytes);
 	put_s8(&s.w, M_NODE, node);
+	if (inc)
+		tlvw_u64(&s.w, M_INC, inc);
+	tlvw_u8(&s.w, M_ATTEMPT, r->attempt[x]);
 	send_finish(out, &s);
 	return 0;
 }
@@ -1064,9 +1150,10 @@ static bool healthy(const struct upg *u, int x, const struct upg_facts *f)
 }
 
 /* Before node x restarts, the groups it is primary of go to another live
- * member outside the batch (one on `target` first): the plan put none on
- * it, but a failover since may have. 1 when it holds none that can move,
- * 0 while a move is asked, -1 (E_MOVE) when it did not happen in time. */
+ * member outside the batch, or in it and done (one on `target` first):
+ * the plan put none on it, but a failover since may have. 1 when it
+ * holds none that can move, 0 while a move is asked, -1 (E_MOVE) when it
+ * did not happen in time. */
 static int evacuate(struct upg *u, struct upg_actions *out, mono_t now, int x,
 		    uint32_t batch, const char *target)
 {
@@ -1081,7 +1168,8 @@ static int evacuate(struct upg *u, struct upg_actions *out, mono_t now, int x,
 			int pr = u->conf->groups[gi].priority[y];
 			const struct upg_facts *f = fresh(u, y, now);
 			bool on = f && vers_eq(f->version, target);
-			if (pr == 0 || (batch & (1u << y)) || !live(u, y))
+			if (pr == 0 || !live(u, y) ||
+			    ((batch & (1u << y)) && r->ph[y] != PH_DONE))
 				continue;
 			if (best == TND_NO_NODE || (on && !best_on) || (on == best_on && pr > bp)) {
 				best = y;
@@ -1148,6 +1236,12 @@ static int drive_node(struct upg *u, struct upg_actions *out, mono_t now, int x,
 		       (!f->revert_from[0] || vers_eq(f->revert_from, target));
 	switch (r->ph[x]) {
 	case PH_DO:
+		/* A node that gave the version up since it was asked (its
+		 * DONE, or the record of it, was lost) is never asked again:
+		 * it would install what it just refused. */
+		if (up && gave_up)
+			return fail(u, "E_NODE_REVERTED", "%s went back to %s by itself: %s",
+				    nname(u, x), f->version, f->revert_reason);
 		if (restarted && vers_eq(f->version, target)) {
 			r->ph[x] = PH_SYNC; /* the DONE was lost; it is back */
 			r->phase_at[x] = now;
@@ -1319,6 +1413,20 @@ static int drive_step(struct upg *u, struct upg_actions *out, mono_t now)
 				r->done_mask |= 1u << x;
 				continue;
 			}
+			if (r->got[x] && r->attempt[x] + 1 < FETCH_ATTEMPTS_MAX) {
+				/* a transfer can fail for a passing reason (a
+				 * link, the source restarting): ask again, a
+				 * bounded number of times, after a pause */
+				emit(out, UPG_LVL_WARN, "upgrade.retry",
+				     "id=%llu step=%d node=%s attempt=%u code=%s message=\"%.120s\"",
+				     (unsigned long long)j->id, j->cursor, nname(u, x),
+				     r->attempt[x] + 2u, r->code[x][0] ? r->code[x] : "-", r->msg[x]);
+				r->attempt[x]++;
+				r->got[x] = false;
+				r->do_at[x] = 0;
+				r->do_next[x] = now + MS_TO_MONO(FETCH_RETRY_MS);
+				continue;
+			}
 			if (r->got[x])
 				return done_failed(u, x, "image fetch");
 			if (ask(u, out, now, x, UPG_DO_FETCH, j->to, s->node) < 0)
@@ -1338,6 +1446,19 @@ static int drive_step(struct upg *u, struct upg_actions *out, mono_t now)
 		for (int x = 0; x < u->n; x++) {
 			if (!(s->nodes & (1u << x)) || r->ph[x] != PH_BEGIN)
 				continue;
+			/* The coordinator in its own batch (a takeover made a
+			 * batch member group 0's primary) goes last: when the
+			 * others are done, group 0 moves to one of them
+			 * (evacuate) and the next coordinator begins it.
+			 * (--disruptive restarts every node at once.) */
+			bool others = false;
+			for (int y = 0; y < u->n; y++)
+				if (y != x && (s->nodes & (1u << y)) && r->ph[y] != PH_DONE)
+					others = true;
+			if (x == u->self && others && !j->disruptive) {
+				all_done = false;
+				continue;
+			}
 			/* begun only when up and reporting: its record names
 			 * the incarnation that is asked */
 			if (!live(u, x) || !fresh(u, x, now)) {
@@ -1620,26 +1741,15 @@ static void settle(struct upg *u, struct upg_actions *out, mono_t now)
 	u->took_over = true;
 	if (active(&u->j)) {
 		u->t0 = now - MS_TO_MONO(u->j.elapsed_ms);
-		/* A new term (as Raft's): the previous coordinator may have
-		 * stored records nobody else saw before it died; they carry
-		 * its term and node, so every record of ours is higher and
-		 * no two different journals ever share an (id, seq). */
-		uint64_t term = u->j.seq >> SEQ_TERM_SHIFT;
-		for (int x = 0; x < u->n; x++) {
-			/* above every term heard of for this journal, also
-			 * from nodes that are not live now */
-			const struct upg_facts *f = &u->peers[x].f;
-			if (f->known && f->journal_id == u->j.id &&
-			    (f->journal_seq >> SEQ_TERM_SHIFT) > term)
-				term = f->journal_seq >> SEQ_TERM_SHIFT;
-		}
-		u->j.seq = ((term + 1) << SEQ_TERM_SHIFT) | ((uint64_t)u->self << SEQ_NODE_SHIFT);
+		new_term(u);
 		emit(out, UPG_LVL_WARN, "upgrade.takeover",
 		     "id=%llu seq=%llu previous=%s coordinator=%s step=%d",
 		     (unsigned long long)u->j.id, (unsigned long long)u->j.seq,
 		     nname(u, u->j.coordinator), nname(u, u->self), u->j.cursor);
 		j_commit(u, out, now);
 	}
+	/* else the term starts with the first record (finalize, rollback)
+	 * or with a new journal (start) */
 	run_reset(u, now);
 }
 
@@ -1740,6 +1850,7 @@ static void cmd_start(struct upg *u, struct upg_actions *out, mono_t now, int or
 		return;
 	}
 	u->j = *nj;
+	u->term_own = true; /* a new id: nobody holds any record of it */
 	u->t0 = now;
 	emit(out, UPG_LVL_INFO, "upgrade.state",
 	     "id=%llu from=idle to=running reason=\"started by %s\" version_from=%s version_to=%s steps=%d disruptive=%s",
@@ -1920,6 +2031,13 @@ static void evaluate(struct upg *u, struct upg_actions *out, mono_t now)
 		u->ra.on = false;
 	if (is_coord(u)) {
 		settle(u, out, now);
+		if (u->took_over && u->rebase) {
+			u->rebase = false;
+			j_commit(u, out, now);
+			emit(out, UPG_LVL_WARN, "upgrade.rebase",
+			     "id=%llu seq=%llu reason=\"a peer holds a higher record of a previous coordinator\"",
+			     (unsigned long long)u->j.id, (unsigned long long)u->j.seq);
+		}
 		if (u->took_over)
 			coord_drive(u, out, now);
 	}
@@ -1936,7 +2054,7 @@ static void evaluate(struct upg *u, struct upg_actions *out, mono_t now)
 struct msg {
 	uint64_t has;
 	uint64_t id, seq, bytes, inc, cgen, free_b, jid, jseq;
-	uint8_t frag, total, op, opts, pmin, pmax, flags, cpu, iflags;
+	uint8_t frag, total, op, opts, pmin, pmax, flags, cpu, iflags, attempt;
 	uint16_t len, step;
 	uint32_t rc, req;
 	int node, vcoord;
@@ -2008,6 +2126,9 @@ static int decode_msg(const uint8_t *body, size_t len, struct msg *m)
 		case M_JID: e = tlv_u64(&t, &m->jid); break;
 		case M_JSEQ: e = tlv_u64(&t, &m->jseq); break;
 		case M_VCOORD: e = get_s8(&t, &m->vcoord); break;
+		case M_ATTEMPT:
+			e = tlv_u8(&t, &m->attempt);
+			break;
 		default: continue; /* unknown TLVs are skipped (STYLE) */
 		}
 		if (e)
@@ -2083,6 +2204,15 @@ static int on_state(struct upg *u, int x, const struct wire_hdr *h, const struct
 	 * else. (A STATE without the field is from an older build.) */
 	p->heard = !(m->has & HAS(M_VCOORD)) || m->vcoord == u->self;
 	u->heard_any = true;
+	/* A peer back with a higher seq of our journal holds records a
+	 * previous coordinator stored only there (it settled without
+	 * them: that peer was not live). Nobody else acked them, so our
+	 * next record goes above them, in a new term, and that peer takes
+	 * it (on_journal); two journals never keep one (id, seq). */
+	if (is_coord(u) && u->took_over && u->j.id && m->jid == u->j.id && m->jseq > u->j.seq) {
+		u->term_own = false;
+		u->rebase = true;
+	}
 	return 0;
 }
 
@@ -2144,9 +2274,7 @@ static int on_journal(struct upg *u, struct upg_actions *out, int x, const struc
 	u->j = *nj;
 	memcpy(u->enc, ra->buf, ra->len);
 	u->enc_len = ra->len;
-	struct upg_act *a = act_add(out, UPG_ACT_STORE);
-	if (a)
-		a->journal = &u->j;
+	store(u, out);
 	emit(out, UPG_LVL_INFO, "upgrade.journal",
 	     "id=%llu seq=%llu from=%s previous_id=%llu previous_seq=%llu state=%s step=%d",
 	     (unsigned long long)u->j.id, (unsigned long long)u->j.seq, nname(u, x),
@@ -2266,29 +2394,28 @@ static int recv_msg(struct upg *u, struct upg_actions *out, const struct upg_ev 
 			 * version, or gave it up by itself (the coordinator
 			 * sees that in the facts); else (it died first) it is
 			 * done now. */
-			const struct upg_facts *me = &u->peers[u->self].f;
 			uint64_t asked = u->j.node_inc[u->self];
 			if (u->j.cursor != m->step || asked == 0)
 				return 0;
-			if (asked != u->p.incarnation &&
-			    (vers_eq(me->version, m->version) ||
-			     (m->op == UPG_DO_INSTALL && me->revert_reason[0] &&
-			      vers_eq(me->revert_from, m->version)))) {
-				struct doent e = { .id = m->id, .step = m->step,
-						   .op = (enum upg_do)m->op, .from = x };
-				snprintf(e.msg, sizeof(e.msg), "done before this start");
-				send_done(u, out, &e);
-				return 0;
-			}
+			/* the coordinator's record of the incarnation asked
+			 * is the newest (ours may lag a record behind) */
+			if (m->has & HAS(M_INC))
+				asked = m->inc;
+			node_do(u, out, x, m->id, m->step, (enum upg_do)m->op, m->version,
+				(m->has & HAS(M_DIGEST)) ? m->digest : NULL, m->bytes, m->node,
+				asked, m->attempt);
+			return 0;
 		}
 		node_do(u, out, x, m->id, m->step, (enum upg_do)m->op, m->version,
-			(m->has & HAS(M_DIGEST)) ? m->digest : NULL, m->bytes, m->node);
+			(m->has & HAS(M_DIGEST)) ? m->digest : NULL, m->bytes, m->node, 0,
+			m->attempt);
 		return 0;
 	case UPG_MSG_DONE:
 		if (!need(m, HAS(M_ID) | HAS(M_STEP) | HAS(M_OP) | HAS(M_RC)) ||
 		    m->op < UPG_DO_BACKUP || m->op > UPG_DO_REVERT)
 			return TND_EINVAL;
-		coord_on_done(u, x, m->id, m->step, (enum upg_do)m->op, rc_from_wire(m->rc),
+		coord_on_done(u, x, m->id, m->step, (enum upg_do)m->op,
+			      (m->has & HAS(M_ATTEMPT)) ? m->attempt : -1, rc_from_wire(m->rc),
 			      m->code, m->msg);
 		return 0;
 	case UPG_MSG_REQ:
@@ -2388,6 +2515,8 @@ void upg_set_view(struct upg *u, const struct upg_view *v, mono_t now)
 			u->get_next = now;
 		}
 		u->took_over = false;
+		u->term_own = false;
+		u->rebase = false;
 		u->run.step = -1;
 		u->coord = c;
 		u->dirty = true;
@@ -2413,6 +2542,7 @@ int upg_step(struct upg *u, const struct upg_ev *ev, mono_t now, struct upg_acti
 {
 	int rc = 0;
 	u->now = now;
+	u->st_out = NULL; /* a new action list: its first record stores */
 	switch (ev->type) {
 	case UPG_EV_TICK:
 		break;
@@ -2463,10 +2593,7 @@ int upg_step(struct upg *u, const struct upg_ev *ev, mono_t now, struct upg_acti
 		emit(out, ev->rc ? UPG_LVL_WARN : UPG_LVL_INFO, "upgrade.done",
 		     "id=%llu step=%d op=%d rc=%d code=%s", (unsigned long long)e->id, e->step,
 		     e->op, e->rc, e->code[0] ? e->code : "-");
-		if (e->from == u->self)
-			coord_on_done(u, u->self, e->id, e->step, e->op, e->rc, e->code, e->msg);
-		else
-			send_done(u, out, e);
+		do_answer(u, out, e);
 		break;
 	}
 	default:
@@ -2825,21 +2952,20 @@ static bool shares(const struct upg *u, uint32_t batch, int x)
 }
 
 /* Greedy batches: each node joins the first batch it shares no group
- * (other than 0) with; one step per batch. In clusters of three nodes or
- * more a batch leaves a strict majority of the nodes up, which group 0
- * needs to keep a primary (node.c quorum_ok). */
+ * (other than 0) with; one step per batch (issue 5: "nodes that share no
+ * group go in parallel"). No cap for group 0's majority: group 0 carries
+ * no traffic, so a batch that takes its majority away (node.c quorum_ok,
+ * three nodes or more) only pauses the coordination; when the batch's
+ * nodes are back group 0 is elected again and its primary settles and
+ * continues the running step with its own timers (settle, run_reset). */
 static int batches(const struct upg *u, struct upg_journal *j, uint32_t set,
 		   enum upg_step_kind k, bool rollback)
 {
-	int cap = u->n >= 3 ? (u->n - 1) / 2 : u->n;
 	while (set) {
 		uint32_t b = 0;
-		int nb = 0;
-		for (int x = 0; x < u->n && nb < cap; x++)
-			if ((set & (1u << x)) && !shares(u, b, x)) {
+		for (int x = 0; x < u->n; x++)
+			if ((set & (1u << x)) && !shares(u, b, x))
 				b |= 1u << x;
-				nb++;
-			}
 		set &= ~b;
 		if (add_step(j, k, 0, TND_NO_NODE, b, rollback) != 0)
 			return TND_ENOSPC;

@@ -51,13 +51,14 @@
  *   MOVE (each group to its holder: the coordinator when it is a member,
  *   else the group's current primary), DISTRIBUTE (every node without the
  *   image fetches it from the source node, verified on arrival), UPGRADE
- *   batches of the non-holders (nodes that share no group other than 0 in
- *   one batch, in parallel; with three nodes or more at most (n - 1) / 2
- *   per batch, so that group 0 keeps its majority), MOVE (each group to
- *   an upgraded member, group
- *   0 last: the coordinator hands over), UPGRADE batches of the holders,
- *   PREEMPT_ON, FAILBACK (each group MOVEd to its preferred node; skipped
- *   with --no-failback), UNFREEZE.
+ *   batches of the non-holders (greedy: nodes that share no group other
+ *   than 0 in one batch, in parallel; no cap: a batch that takes group
+ *   0's majority away pauses the coordination until its nodes are back
+ *   and group 0 has a primary again, which settles and continues the
+ *   step with its own timers), MOVE (each group to an upgraded member,
+ *   group 0 last: the coordinator hands over), UPGRADE batches of the
+ *   holders, PREEMPT_ON, FAILBACK (each group MOVEd to its preferred node;
+ *   skipped with --no-failback), UNFREEZE.
  * A rollback (on any failure, `abort`, or `upgrade rollback` before
  * finalize) is the same planner aimed at the previous version over the
  * nodes that run (or were installed with) the new one: standbys first,

@@ -806,12 +806,14 @@ static bool perform(struct sim *s, int i, struct upg_actions *a, struct upg_ev *
 			on_send(s, i, x);
 			break;
 		case UPG_ACT_STORE:
-			/* A STORE points at the core's live journal, so two
-			 * records in one step are two STOREs of the final
-			 * state: one write (the second would only repeat
-			 * the fsync). Counted, not checked twice. */
-			if (x->journal && x->journal == stored) {
+			/* A STORE points at the core's live journal: one per
+			 * action list writes the final state (before every
+			 * action after it); a second would only repeat the
+			 * write and the fsync. */
+			if (stored) {
 				s->dup_stores++;
+				fail(s, "node %d: a second STORE in one action list (action %d of %d)",
+				     i, k, a->n);
 				break;
 			}
 			stored = x->journal;
@@ -1455,14 +1457,20 @@ static void build_conf(struct sim *s)
 		}
 	}
 	c->n_groups = 2 + rndi(s, GMAX - 1);
+	/* Sparse: every group but 0 on two nodes only, so that nodes share
+	 * no group and go in parallel; a batch may then take group 0's
+	 * majority away (the coordination pauses, I3's group 0 rule). */
+	bool sparse = s->n >= 3 && rndi(s, 3) == 0;
 	for (int gi = 0; gi < c->n_groups; gi++) {
 		struct tnd_group_conf *g = &c->groups[gi];
 		g->id = (uint8_t)gi;
 		g->preempt = gi > 0 && rndi(s, 2);
 		g->preempt_delay_s = (uint32_t)rndi(s, 2);
 		int members = 0;
+		int a = rndi(s, s->n), b = (a + 1 + rndi(s, s->n - 1)) % s->n;
 		for (int i = 0; i < s->n; i++) {
-			bool in = gi == 0 || s->n == 2 || rndi(s, 4) != 0;
+			bool in = gi == 0 || s->n == 2 ||
+				  (sparse ? i == a || i == b : rndi(s, 4) != 0);
 			g->priority[i] = (uint8_t)(in ? 10 + rndi(s, 240) : 0);
 			members += in;
 		}
