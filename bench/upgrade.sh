@@ -7,8 +7,8 @@
 #
 # Two nodes: group 1 on gw1 (200) and gw2 (100), 1000 long-lived TCP
 # connections through SNAT, 1 kHz UDP, a new connection every 10 ms.
-# Four nodes: group 1 on gw1/gw2 and group 2 on gw3/gw4 (one node a step, so
-# group 0 keeps its majority), 200 connections through group 1.
+# Four nodes: group 1 on gw1/gw2 and group 2 on gw3/gw4 (nodes that share no
+# group but 0 upgrade together), 200 connections through group 1.
 #
 # Figures, from `tandemctl upgrade report --json --probe-log` (the
 # coordinator's journal: each step's start and end, and the probe's events
