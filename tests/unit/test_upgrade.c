@@ -63,6 +63,8 @@ struct tnode {
 	bool has_image;
 	/* fault knobs */
 	bool fail_install, no_answer, self_revert, dead_forever;
+	int fetch_fails;      /* the next fetches that fail (E_FETCH) */
+	mono_t sync_at;       /* sessions in sync again then (0: no change) */
 	int cpu;
 	uint64_t free_b, cgen;
 	bool maint, cfg_sync, sess_sync, links;
@@ -100,6 +102,15 @@ struct cl {
 	bool cut[NMAX][NMAX];     /* packets from -> to dropped */
 	int adopted[NMAX][NMAX];  /* upgrade.journal events: on x from y */
 	int n_do_acts[NMAX];      /* UPG_ACT_DO emitted per node */
+	int n_fetch_acts[NMAX], n_install_acts[NMAX];
+	/* group 0 needs a majority of the nodes up (node.c quorum_ok);
+	 * after it is back, group 0 stays vacant g0_pause_ms more (a slow
+	 * election), then goes to g0_next (or its best live member) */
+	bool quorum0;
+	int g0_pause_ms, g0_next, g0_losses;
+	int sync_delay_ms;        /* after a restart, sessions resync this long */
+	mono_t g0_back;
+	bool g0_lost;
 };
 
 static struct cl *C;
@@ -278,7 +289,12 @@ static void view_of(struct cl *c, int x, struct upg_view *v)
 static void perform(struct cl *c, int x, struct upg_actions *a)
 {
 	struct tnode *t = &c->nd[x];
+	int n_store = 0;
 	assert_int_equal(a->n_dropped, 0);
+	for (int i = 0; i < a->n; i++)
+		n_store += a->a[i].type == UPG_ACT_STORE;
+	/* one write of the final state per action list */
+	assert_true(n_store <= 1);
 	for (int i = 0; i < a->n; i++) {
 		struct upg_act *p = &a->a[i];
 		switch (p->type) {
@@ -306,6 +322,8 @@ static void perform(struct cl *c, int x, struct upg_actions *a)
 			break;
 		case UPG_ACT_DO: {
 			c->n_do_acts[x]++;
+			c->n_fetch_acts[x] += p->op == UPG_DO_FETCH;
+			c->n_install_acts[x] += p->op == UPG_DO_INSTALL;
 			assert_true(t->n_do < DOQ_MAX);
 			struct pdo *d = &t->dos[t->n_do++];
 			d->on = true;
@@ -403,6 +421,13 @@ static void answer_dos(struct cl *c, int x)
 		case UPG_DO_BACKUP:
 			break;
 		case UPG_DO_FETCH:
+			if (t->fetch_fails > 0) {
+				t->fetch_fails--;
+				e.rc = TND_EIO;
+				snprintf(e.code, sizeof(e.code), "E_FETCH");
+				snprintf(e.message, sizeof(e.message), "the transfer broke off");
+				break;
+			}
 			t->has_image = true;
 			break;
 		case UPG_DO_INSTALL:
@@ -447,7 +472,15 @@ static void restarts(struct cl *c, int x)
 			memcpy(t->previous, t->version, sizeof(t->previous));
 			memcpy(t->version, t->boot_version, sizeof(t->version));
 		}
+		if (c->sync_delay_ms) {
+			t->sess_sync = false;
+			t->sync_at = c->now + MS(c->sync_delay_ms);
+		}
 		boot(c, x);
+	}
+	if (t->sync_at && c->now >= t->sync_at) {
+		t->sync_at = 0;
+		t->sess_sync = true;
 	}
 }
 
@@ -464,6 +497,25 @@ static void turn(struct cl *c)
 		}
 	for (int x = 0; x < c->n; x++)
 		restarts(c, x);
+	if (c->quorum0) {
+		int nup = 0;
+		for (int x = 0; x < c->n; x++)
+			nup += c->nd[x].up;
+		if (nup * 2 <= c->n) {
+			if (!c->g0_lost)
+				c->g0_losses++;
+			c->g0_lost = true;
+			c->primary[0] = TND_NO_NODE;
+		} else if (c->g0_lost) {
+			c->g0_lost = false;
+			c->g0_back = c->now;
+		}
+		if (!c->g0_lost && c->g0_back && c->now < c->g0_back + MS(c->g0_pause_ms))
+			c->primary[0] = TND_NO_NODE;
+		else if (!c->g0_lost && c->primary[0] == TND_NO_NODE)
+			c->primary[0] = c->g0_next >= 0 && c->nd[c->g0_next].up ? c->g0_next
+					: best_live(c, 0, TND_NO_NODE);
+	}
 	for (int x = 0; x < c->n; x++) {
 		if (!c->nd[x].up)
 			continue;
@@ -1719,6 +1771,131 @@ static void test_run_8nodes(void **state)
 	cl_free(c);
 }
 
+/* A batch that takes group 0's majority away (gw1 and gw2 of three, the
+ * issue's parallel batch) pauses the coordination: group 0 is vacant
+ * while they restart and, here, for 25 s more after they are back, longer
+ * than the hold timer (20 s) and the resync timeout (10 s); they resync
+ * 30 s after their start, 5 s after the coordination resumes. The
+ * coordinator that group 0 elects then (the same gw3, or gw1 that was
+ * in the batch) settles and continues the step with its own clock: no
+ * step fails because of the pause. */
+static void test_run_group0_pause(void **state)
+{
+	(void)state;
+	const uint8_t p3[2][NMAX] = { { 100, 90, 80 }, { 0, 100, 50 } };
+	for (int next = 0; next < 2; next++) {
+		struct upg_opts o = { 0 };
+		struct cl *c = cl_new(3, 2, p3);
+		c->conf.upgrade_hold_timer_s = 20;
+		c->conf.upgrade_sync_timeout_s = 10;
+		c->quorum0 = true;
+		c->g0_pause_ms = 25000;
+		c->g0_next = next == 0 ? 2 : 0;
+		struct upg_image img;
+		image_ok(&img);
+		c->nd[0].has_image = true;
+		run_ms(c, 1500);
+		assert_int_equal(cmd(c, 0, UPG_CMD_START, &img, &o, TND_NO_NODE, 1), 0);
+		assert_int_equal(wait_reply(c, 0, 1, NULL), 0);
+		const struct upg_journal *j = J(c, 0);
+		int last = -1;
+		for (int i = 0; i < j->n_steps; i++)
+			if (j->steps[i].kind == UPG_K_UPGRADE)
+				last = i;
+		assert_true(last > 0);
+		assert_int_equal(j->steps[last].nodes, 3); /* gw1 and gw2 at once */
+		for (int i = 0; i < 3000 && !(c->nd[2].up && J(c, 2)->cursor >= last); i++)
+			turn(c);
+		assert_true(c->nd[2].up);
+		assert_int_equal(J(c, 2)->cursor, last);
+		c->sync_delay_ms = 30000; /* the restarts of that step only */
+		assert_true(run_until(c, UPG_COMPLETED, 300000));
+		assert_int_equal(c->g0_losses, 1);
+		assert_int_equal(c->events_failed_steps, 0);
+		assert_string_equal(J(c, 2)->error.code, "");
+		assert_on(c, "1.1.0");
+		assert_replicated(c);
+		/* the coordinator after the pause: a takeover when it is
+		 * another node, and the same one settles again otherwise */
+		if (next == 1)
+			assert_true(c->events_takeover >= 1);
+		for (int x = 0; x < 3; x++)
+			assert_int_equal(c->n_install_acts[x], 1);
+		cl_free(c);
+	}
+}
+
+/* A failed image fetch is asked again, FETCH_ATTEMPTS_MAX (3) times in
+ * all: two failures and the upgrade goes on; three and it fails with
+ * E_FETCH, the last answer's code. */
+static void test_fetch_retry(void **state)
+{
+	(void)state;
+	for (int fails = 2; fails <= 3; fails++) {
+		struct upg_opts o = { 0 };
+		struct cl *c = cl_new(2, 1, PRIO2);
+		struct upg_image img;
+		image_ok(&img);
+		c->nd[0].has_image = true;
+		c->nd[1].fetch_fails = fails;
+		run_ms(c, 1500);
+		assert_int_equal(cmd(c, 0, UPG_CMD_START, &img, &o, TND_NO_NODE, 1), 0);
+		assert_int_equal(wait_reply(c, 0, 1, NULL), 0);
+		if (fails == 2) {
+			assert_true(run_until(c, UPG_COMPLETED, 120000));
+			assert_on(c, "1.1.0");
+		} else {
+			assert_true(run_until(c, UPG_FAILED, 120000));
+			assert_string_equal(J(c, 0)->error.code, "E_FETCH");
+			assert_on(c, "1.0.0");
+		}
+		assert_int_equal(c->n_fetch_acts[1], 3);
+		assert_int_equal(c->n_fetch_acts[0], 0);
+		cl_free(c);
+	}
+}
+
+/* gw1 is asked to install, its DONE is lost, the new version never
+ * confirms (the boot record gives it up) and gw2, the coordinator,
+ * dies meanwhile. gw1 comes back alone as coordinator with a journal
+ * that still shows its install asked: it must not install again what it
+ * just gave up (its own node, not a message, is asked this time), but
+ * fail the step with E_NODE_REVERTED. */
+static void test_no_install_after_give_up(void **state)
+{
+	(void)state;
+	struct upg_opts o = { 0 };
+	struct cl *c = cl_new(2, 1, PRIO2);
+	c->conf.upgrade_hold_timer_s = 20;
+	c->conf.upgrade_sync_timeout_s = 10;
+	struct upg_image img;
+	image_ok(&img);
+	c->nd[0].has_image = true;
+	c->nd[0].self_revert = true;
+	run_ms(c, 1500);
+	assert_int_equal(cmd(c, 0, UPG_CMD_START, &img, &o, TND_NO_NODE, 1), 0);
+	assert_int_equal(wait_reply(c, 0, 1, NULL), 0);
+	int i;
+	for (i = 0; i < 1200 && c->n_install_acts[0] == 0; i++)
+		turn(c);
+	assert_int_equal(c->n_install_acts[0], 1);
+	assert_int_equal(c->primary[0], 1); /* gw2 coordinates the install of gw1 */
+	c->cut[0][1] = true;                 /* gw1's DONE never arrives */
+	for (i = 0; i < 50 && c->nd[0].up; i++)
+		turn(c);
+	assert_false(c->nd[0].up);           /* gw1 restarts into 1.1.0 */
+	c->nd[1].dead_forever = true;
+	go_down(c, 1);
+	c->cut[0][1] = false;
+	run_ms(c, 60000);
+	assert_true(c->nd[0].up);
+	assert_int_equal(c->primary[0], 0);
+	assert_int_equal(c->n_install_acts[0], 1);
+	assert_string_equal(J(c, 0)->error.code, "E_NODE_REVERTED");
+	assert_string_equal(c->nd[0].version, "1.0.0");
+	cl_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
@@ -1742,6 +1919,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_settle_adopts_highest),
 		cmocka_unit_test(test_timeouts),
 		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_run_group0_pause),
+		cmocka_unit_test(test_fetch_retry),
+		cmocka_unit_test(test_no_install_after_give_up),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
