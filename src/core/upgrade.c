@@ -137,6 +137,7 @@ struct run {
 	uint8_t ph[TND_NODES_MAX];
 	mono_t do_at[TND_NODES_MAX], do_next[TND_NODES_MAX];
 	mono_t phase_at[TND_NODES_MAX], synced_at[TND_NODES_MAX];
+	mono_t evac_at[TND_NODES_MAX]; /* its groups began to move off */
 	bool synced[TND_NODES_MAX];
 	bool got[TND_NODES_MAX];    /* DONE answered */
 	uint8_t attempt[TND_NODES_MAX]; /* FETCH: 0 .. FETCH_ATTEMPTS_MAX - 1 */
@@ -1151,9 +1152,13 @@ static bool healthy(const struct upg *u, int x, const struct upg_facts *f)
 
 /* Before node x restarts, the groups it is primary of go to another live
  * member outside the batch, or in it and done (one on `target` first):
- * the plan put none on it, but a failover since may have. 1 when it
- * holds none that can move, 0 while a move is asked, -1 (E_MOVE) when it
- * did not happen in time. */
+ * the plan put none on it, but a failover since may have. Asked when it
+ * begins and again before every DO is sent (a group may have come to it
+ * meanwhile). A group whose other members are all out of reach (down,
+ * or cut off) waits for one of them: restarting its only reachable
+ * member would leave it without a primary. 1 when it holds none that can
+ * or should move, 0 while a move is asked or awaited, -1 (E_MOVE) when
+ * that took UPG_MOVE_TIMEOUT_MS. */
 static int evacuate(struct upg *u, struct upg_actions *out, mono_t now, int x,
 		    uint32_t batch, const char *target)
 {
@@ -1164,26 +1169,37 @@ static int evacuate(struct upg *u, struct upg_actions *out, mono_t now, int x,
 			continue;
 		int best = TND_NO_NODE, bp = 0;
 		bool best_on = false;
+		/* a member that could hold it later: out of reach now, or
+		 * its sessions not in sync yet (SPEC: verified in sync
+		 * before a planned move) */
+		bool later = false;
 		for (int y = 0; y < u->n; y++) {
 			int pr = u->conf->groups[gi].priority[y];
 			const struct upg_facts *f = fresh(u, y, now);
 			bool on = f && vers_eq(f->version, target);
-			if (pr == 0 || !live(u, y) ||
-			    ((batch & (1u << y)) && r->ph[y] != PH_DONE))
+			if (y == x || pr == 0 || ((batch & (1u << y)) && r->ph[y] != PH_DONE))
 				continue;
+			if (!live(u, y) || !f || !f->sessions_in_sync) {
+				later = true;
+				continue;
+			}
 			if (best == TND_NO_NODE || (on && !best_on) || (on == best_on && pr > bp)) {
 				best = y;
 				bp = pr;
 				best_on = on;
 			}
 		}
-		if (best == TND_NO_NODE)
-			continue; /* its only live member: it restarts with it */
-		if (now - r->t0 >= MS_TO_MONO(UPG_MOVE_TIMEOUT_MS))
-			return fail(u, "E_MOVE", "group %u is still on %s, which is to restart, after %d s",
+		if (best == TND_NO_NODE && !later)
+			continue; /* its only member: it restarts with it */
+		if (!r->evac_at[x])
+			r->evac_at[x] = now;
+		if (now - r->evac_at[x] >= MS_TO_MONO(UPG_MOVE_TIMEOUT_MS))
+			return fail(u, "E_MOVE", best == TND_NO_NODE ?
+				    "group %u is still on %s, which is to restart, after %d s: no other member is reachable and in sync" :
+				    "group %u is still on %s, which is to restart, after %d s",
 				    u->conf->groups[gi].id, nname(u, x), UPG_MOVE_TIMEOUT_MS / 1000);
 		moving = true;
-		if (now >= r->do_next[x]) {
+		if (best != TND_NO_NODE && now >= r->do_next[x]) {
 			struct upg_act *a = act_add(out, UPG_ACT_FAILOVER);
 			if (a) {
 				a->group = u->conf->groups[gi].id;
@@ -1196,6 +1212,8 @@ static int evacuate(struct upg *u, struct upg_actions *out, mono_t now, int x,
 	}
 	if (moving && now >= r->do_next[x])
 		r->do_next[x] = now + MS_TO_MONO(MOVE_RETRY_MS);
+	if (!moving)
+		r->evac_at[x] = 0;
 	return moving ? 0 : 1;
 }
 
@@ -1267,6 +1285,10 @@ static int drive_node(struct upg *u, struct upg_actions *out, mono_t now, int x,
 			}
 			return 0;
 		}
+		/* not asked while a group sits on it that can go elsewhere */
+		int ev = evacuate(u, out, now, x, j->steps[j->cursor].nodes, target);
+		if (ev <= 0)
+			return ev;
 		return ask(u, out, now, x, up ? UPG_DO_INSTALL : UPG_DO_REVERT, target, TND_NO_NODE);
 	case PH_REJOIN:
 		if (gave_up)
@@ -1469,7 +1491,10 @@ static int drive_step(struct upg *u, struct upg_actions *out, mono_t now)
 				all_done = false;
 				continue;
 			}
-			int ev = evacuate(u, out, now, x, s->nodes, up ? j->to : j->from);
+			/* one already on the target does not restart */
+			const struct upg_facts *fx = fresh(u, x, now);
+			int ev = fx && vers_eq(fx->version, up ? j->to : j->from) ? 1
+				 : evacuate(u, out, now, x, s->nodes, up ? j->to : j->from);
 			if (ev < 0)
 				return -1;
 			if (ev == 0) {
