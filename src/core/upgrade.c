@@ -1389,7 +1389,11 @@ static int drive_step(struct upg *u, struct upg_actions *out, mono_t now)
 				if (up && ns == UPG_N_RESTARTING) r->ph[x] = PH_REJOIN;
 				if (up && ns == UPG_N_RESYNCING) r->ph[x] = PH_SYNC;
 				if (up && ns == UPG_N_UPGRADED) r->ph[x] = PH_DONE;
-				if (!up && ns == UPG_N_REVERTING) r->ph[x] = PH_DO;
+				/* REVERTING with no incarnation recorded: it was
+				 * on the previous version already, only its
+				 * health is awaited (node_begin) */
+				if (!up && ns == UPG_N_REVERTING)
+					r->ph[x] = j->node_inc[x] ? PH_DO : PH_SYNC;
 				if (!up && ns == UPG_N_REVERTED) r->ph[x] = PH_DONE;
 				r->phase_at[x] = now;
 			}
@@ -2233,10 +2237,21 @@ static int on_state(struct upg *u, int x, const struct wire_hdr *h, const struct
 	 * previous coordinator stored only there (it settled without
 	 * them: that peer was not live). Nobody else acked them, so our
 	 * next record goes above them, in a new term, and that peer takes
-	 * it (on_journal); two journals never keep one (id, seq). */
-	if (is_coord(u) && u->took_over && u->j.id && m->jid == u->j.id && m->jseq > u->j.seq) {
-		u->term_own = false;
-		u->rebase = true;
+	 * it (on_journal); two journals never keep one (id, seq). A peer
+	 * back with a journal of a higher id that we never saw (it went on
+	 * alone, settle) while ours is not active: settle again, which
+	 * takes it (GET) and continues it; else that peer would stay
+	 * frozen on it, as it takes journals from the coordinator only. */
+	if (is_coord(u) && u->took_over &&
+	    jcmp(m->jid, m->jseq, u->j.id, u->j.seq) > 0) {
+		if (u->j.id && m->jid == u->j.id) {
+			u->term_own = false;
+			u->rebase = true;
+		} else if (!active(&u->j)) {
+			u->took_over = false;
+			u->term_own = false;
+			u->get_next = now;
+		}
 	}
 	return 0;
 }
