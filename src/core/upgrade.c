@@ -50,7 +50,7 @@ enum {
 	M_VERSION, M_DIGEST, M_BYTES, M_NODE, M_RC, M_CODE, M_MSG, M_REQ,
 	M_INC, M_OPTS, M_PREV, M_RREASON, M_RFROM, M_PMIN, M_PMAX, M_FLAGS,
 	M_CGEN, M_FREE, M_CPU, M_GROUPS, M_IFLAGS, M_ICODE, M_IMSG, M_IMIN,
-	M_ICFGMSG, M_JID, M_JSEQ, M_VCOORD, M_ATTEMPT,
+	M_ICFGMSG, M_JID, M_JSEQ, M_VCOORD, M_ATTEMPT, M_RAT,
 };
 /* STATE M_FLAGS */
 #define FF_CONFIRMED 1u
@@ -177,6 +177,8 @@ struct upg {
 	 * above it, so that peer takes ours instead of keeping its own. */
 	bool term_own;
 	bool rebase;                /* record again now, in a new term */
+	uint64_t want_id, want_seq; /* settling: the journal asked for (GET) */
+	bool unstored;              /* adopted below our own: stored by the next record */
 	/* The STORE already in this call's action list (one per call: it
 	 * points at the live journal, so it writes the final state). */
 	const struct upg_actions *st_out;
@@ -808,6 +810,8 @@ static void send_state(struct upg *u, struct upg_actions *out, int to)
 		tlvw_str(&s.w, M_RREASON, f->revert_reason);
 	if (f->revert_from[0])
 		tlvw_str(&s.w, M_RFROM, f->revert_from);
+	if (f->revert_at_s > 0)
+		tlvw_u64(&s.w, M_RAT, (uint64_t)f->revert_at_s);
 	tlvw_u8(&s.w, M_PMIN, f->proto_min);
 	tlvw_u8(&s.w, M_PMAX, f->proto_max);
 	tlvw_u64(&s.w, M_JID, u->j.id);
@@ -1042,6 +1046,14 @@ static void node_do(struct upg *u, struct upg_actions *out, int from, uint64_t i
 
 static void replicate(struct upg *u, struct upg_actions *out, mono_t now);
 
+/* The node that wrote record seq of journal id: the one that took the
+ * term (seq bits 16..23), or in term 0 the creator of the id. */
+static int seq_writer(uint64_t id, uint64_t seq)
+{
+	return (int)((seq >> SEQ_TERM_SHIFT) ? (seq >> SEQ_NODE_SHIFT) & 0xff
+		     : id & ((1u << ID_NODE_BITS) - 1));
+}
+
 /* --- the coordinator: runtime of the running step ---------------------------- */
 
 static void run_reset(struct upg *u, mono_t now)
@@ -1179,7 +1191,11 @@ static int evacuate(struct upg *u, struct upg_actions *out, mono_t now, int x,
 			bool on = f && vers_eq(f->version, target);
 			if (y == x || pr == 0 || ((batch & (1u << y)) && r->ph[y] != PH_DONE))
 				continue;
-			if (!live(u, y) || !f || !f->sessions_in_sync) {
+			/* facts of its current life: a STATE since it came
+			 * back (the last one before it restarted said "in
+			 * sync") */
+			if (!live(u, y) || (y != u->self && !u->peers[y].heard) || !f ||
+			    !f->sessions_in_sync) {
 				later = true;
 				continue;
 			}
@@ -1352,6 +1368,13 @@ static int drive_move(struct upg *u, struct upg_actions *out, mono_t now, int gi
 		return fail(u, "E_MOVE", "group %u is still on %s, not %s, after %d s", gid,
 			    nname(u, u->view.primary[gi]), nname(u, target),
 			    UPG_MOVE_TIMEOUT_MS / 1000);
+	/* a planned move hands the group over only once the target's
+	 * sessions are in sync (SPEC section 5 step 4), as its current
+	 * life reports them */
+	const struct upg_facts *f = fresh(u, target, now);
+	if (!f || !live(u, target) || (target != u->self && !u->peers[target].heard) ||
+	    !f->sessions_in_sync)
+		return 0;
 	if (!r->fired || now >= r->next) {
 		struct upg_act *a = act_add(out, UPG_ACT_FAILOVER);
 		if (a) {
@@ -1497,6 +1520,17 @@ static int drive_step(struct upg *u, struct upg_actions *out, mono_t now)
 			}
 			/* one already on the target does not restart */
 			const struct upg_facts *fx = fresh(u, x, now);
+			/* One that gave the target up by itself since this
+			 * upgrade began (a record of its install was lost
+			 * with a coordinator) is not asked again. */
+			if (up && fx && fx->revert_at_s > 0 && fx->revert_reason[0] &&
+			    vers_eq(fx->revert_from, j->to) && !vers_eq(fx->version, j->to) &&
+			    fx->revert_at_s >= j->wall_start_ms / 1000) {
+				j->node_state[x] = UPG_N_FAILED;
+				j_commit(u, out, now);
+				return fail(u, "E_NODE_REVERTED", "%s went back to %s by itself: %s",
+					    nname(u, x), fx->version, fx->revert_reason);
+			}
 			int ev = fx && vers_eq(fx->version, up ? j->to : j->from) ? 1
 				 : evacuate(u, out, now, x, s->nodes, up ? j->to : j->from);
 			if (ev < 0)
@@ -1746,27 +1780,64 @@ static void settle(struct upg *u, struct upg_actions *out, mono_t now)
 	if (active(&u->j) && u->n > 1 && !u->heard_any &&
 	    now - u->started < MS_TO_MONO((int64_t)u->conf->upgrade_hold_timer_s * 1000))
 		return;
-	int best = TND_NO_NODE;
-	uint64_t bi = u->j.id, bs = u->j.seq;
+	/* The journal to continue: the highest (id, seq) held here or by
+	 * a live peer, except for one case. Two coordinators may have
+	 * taken the same term: one stored its first records and died
+	 * before anyone heard of the term, the next one took it again and
+	 * went on. Their records order by node, not by progress; so when
+	 * the highest is held by its writer alone and a record of the same
+	 * term by another writer is held beyond its writer (acked), that
+	 * one is taken: the other is an unacknowledged tail. (Our new term
+	 * then goes above every one of them.) */
+	uint64_t hid[TND_NODES_MAX], hseq[TND_NODES_MAX];
+	bool cand[TND_NODES_MAX];
+	uint64_t mid = 0;
 	for (int x = 0; x < u->n; x++) {
-		if (x == u->self || !live(u, x))
+		cand[x] = x == u->self || live(u, x);
+		if (!cand[x])
 			continue;
-		if (!u->peers[x].heard)
+		if (x != u->self && !u->peers[x].heard)
 			return;
-		const struct upg_facts *f = &u->peers[x].f;
-		if (jcmp(f->journal_id, f->journal_seq, bi, bs) > 0) {
-			best = x;
-			bi = f->journal_id;
-			bs = f->journal_seq;
-		}
+		hid[x] = x == u->self ? u->j.id : u->peers[x].f.journal_id;
+		hseq[x] = x == u->self ? u->j.seq : u->peers[x].f.journal_seq;
+		if (hid[x] > mid)
+			mid = hid[x];
 	}
-	if (best != TND_NO_NODE) {
+	int best = TND_NO_NODE, best_acked = TND_NO_NODE;
+	bool top_acked = false;
+	for (int x = 0; x < u->n; x++) {
+		if (!cand[x] || hid[x] != mid || !mid)
+			continue;
+		bool acked = false;
+		for (int y = 0; y < u->n; y++)
+			if (cand[y] && y != seq_writer(mid, hseq[x]) && hid[y] == mid &&
+			    hseq[y] == hseq[x])
+				acked = true;
+		if (best == TND_NO_NODE || hseq[x] > hseq[best] ||
+		    (hseq[x] == hseq[best] && x == u->self)) {
+			best = x;
+			top_acked = acked;
+		}
+		if (acked && (best_acked == TND_NO_NODE || hseq[x] > hseq[best_acked] ||
+			      (hseq[x] == hseq[best_acked] && x == u->self)))
+			best_acked = x;
+	}
+	if (best != TND_NO_NODE && !top_acked && best_acked != TND_NO_NODE &&
+	    hseq[best] >> SEQ_TERM_SHIFT && (hseq[best_acked] >> SEQ_TERM_SHIFT) ==
+	    (hseq[best] >> SEQ_TERM_SHIFT) &&
+	    seq_writer(mid, hseq[best_acked]) != seq_writer(mid, hseq[best]))
+		best = best_acked;
+	if (best != TND_NO_NODE && best != u->self &&
+	    (hid[best] != u->j.id || hseq[best] != u->j.seq)) {
+		u->want_id = hid[best];
+		u->want_seq = hseq[best];
 		if (now >= u->get_next) {
 			send_idseq(u, out, best, UPG_MSG_GET);
 			u->get_next = now + MS_TO_MONO(UPG_RESEND_MS);
 		}
 		return;
 	}
+	u->want_id = u->want_seq = 0;
 	u->took_over = true;
 	if (active(&u->j)) {
 		u->t0 = now - MS_TO_MONO(u->j.elapsed_ms);
@@ -1778,7 +1849,11 @@ static void settle(struct upg *u, struct upg_actions *out, mono_t now)
 		j_commit(u, out, now);
 	}
 	/* else the term starts with the first record (finalize, rollback)
-	 * or with a new journal (start) */
+	 * or with a new journal (start); one adopted below our own is
+	 * recorded now, in our term */
+	else if (u->unstored)
+		j_commit(u, out, now);
+	u->unstored = false;
 	run_reset(u, now);
 }
 
@@ -2082,7 +2157,7 @@ static void evaluate(struct upg *u, struct upg_actions *out, mono_t now)
 
 struct msg {
 	uint64_t has;
-	uint64_t id, seq, bytes, inc, cgen, free_b, jid, jseq;
+	uint64_t id, seq, bytes, inc, cgen, free_b, jid, jseq, rat;
 	uint8_t frag, total, op, opts, pmin, pmax, flags, cpu, iflags, attempt;
 	uint16_t len, step;
 	uint32_t rc, req;
@@ -2155,6 +2230,7 @@ static int decode_msg(const uint8_t *body, size_t len, struct msg *m)
 		case M_JID: e = tlv_u64(&t, &m->jid); break;
 		case M_JSEQ: e = tlv_u64(&t, &m->jseq); break;
 		case M_VCOORD: e = get_s8(&t, &m->vcoord); break;
+		case M_RAT: e = tlv_u64(&t, &m->rat); break;
 		case M_ATTEMPT:
 			e = tlv_u8(&t, &m->attempt);
 			break;
@@ -2205,6 +2281,7 @@ static int on_state(struct upg *u, int x, const struct wire_hdr *h, const struct
 	snprintf(f->previous, sizeof(f->previous), "%s", m->prev);
 	snprintf(f->revert_reason, sizeof(f->revert_reason), "%s", m->rreason);
 	snprintf(f->revert_from, sizeof(f->revert_from), "%s", m->rfrom);
+	f->revert_at_s = m->rat > INT64_MAX / 1000 ? 0 : (int64_t)m->rat;
 	f->confirmed = m->flags & FF_CONFIRMED;
 	f->links_all_up = m->flags & FF_LINKS;
 	f->maint = m->flags & FF_MAINT;
@@ -2272,10 +2349,16 @@ static int on_journal(struct upg *u, struct upg_actions *out, int x, const struc
 	/* Journals are pushed by the coordinator (this node's view) only;
 	 * a settling coordinator takes the answer to its GET from anyone.
 	 * A deposed coordinator's late records are refused here, or a new
-	 * coordinator that settled without them would overwrite them. */
+	 * coordinator that settled without them would overwrite them. A
+	 * settling coordinator also takes the very record it asked for
+	 * when it is below its own (its own is an unacked tail: settle). */
 	bool from_ok = x == u->view.coordinator || (is_coord(u) && !u->took_over);
+	bool wanted = is_coord(u) && !u->took_over && u->want_id && m->id == u->want_id &&
+		      m->seq == u->want_seq;
 	if (c > 0 && !from_ok)
 		return 0;
+	if (c < 0 && wanted)
+		c = 1;
 	if (c <= 0) {
 		if (c == 0 && m->frag == 0)
 			send_idseq(u, out, x, UPG_MSG_JACK); /* our ack was lost */
@@ -2311,16 +2394,23 @@ static int on_journal(struct upg *u, struct upg_actions *out, int x, const struc
 	}
 	uint64_t old_id = u->j.id, old_seq = u->j.seq;
 	int16_t old_cursor = u->j.cursor;
+	bool below = jcmp(nj->id, nj->seq, old_id, old_seq) < 0;
 	u->j = *nj;
 	memcpy(u->enc, ra->buf, ra->len);
 	u->enc_len = ra->len;
-	store(u, out);
+	/* one below ours is not stored as it is (a disk only moves
+	 * forward): settle records it at once in a new term */
+	if (below)
+		u->unstored = true;
+	else
+		store(u, out);
 	emit(out, UPG_LVL_INFO, "upgrade.journal",
 	     "id=%llu seq=%llu from=%s previous_id=%llu previous_seq=%llu state=%s step=%d",
 	     (unsigned long long)u->j.id, (unsigned long long)u->j.seq, nname(u, x),
 	     (unsigned long long)old_id, (unsigned long long)old_seq,
 	     upg_state_name(u->j.state), u->j.cursor);
-	send_idseq(u, out, x, UPG_MSG_JACK);
+	if (!below)
+		send_idseq(u, out, x, UPG_MSG_JACK);
 	u->dirty = true;
 	if (is_coord(u) && u->took_over) {
 		/* a coordinator that was handed a newer journal continues it */

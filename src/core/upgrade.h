@@ -225,6 +225,10 @@ struct upg_facts {
 	bool confirmed;             /* boot record confirmed */
 	char revert_reason[UPG_MSG_LEN]; /* last self-revert, "" none */
 	char revert_from[TND_VERSION_MAX];
+	/* wall clock (s) of that revert (boot.json last_revert.at), 0
+	 * unknown: a node that gave the target up during this upgrade is
+	 * never asked to install it again (its verdict stands) */
+	int64_t revert_at_s;
 	uint8_t proto_min, proto_max;
 	uint64_t journal_id, journal_seq;
 	bool links_all_up;          /* every link to every peer alive */

@@ -475,6 +475,7 @@ static void make_facts(const struct sim *s, int i, struct upg_facts *f)
 	if (sn->boot.reverted) {
 		copy_str(f->revert_reason, sizeof(f->revert_reason), sn->boot.last_revert.reason);
 		copy_str(f->revert_from, sizeof(f->revert_from), sn->boot.last_revert.from);
+		f->revert_at_s = sn->boot.last_revert.at_s;
 	}
 	f->proto_min = 1;
 	f->proto_max = strcmp(sn->running, TO_V) == 0 ? 2 : 1;
