@@ -11,8 +11,8 @@
  * a local command (start with a healthy image, abort, rollback,
  * finalize) instead; node actions are answered (failing when the body's
  * last byte is odd). The core must never crash, leak, overflow its
- * action list, emit a packet longer than the MTU, or store a journal that
- * does not read back. */
+ * action list, emit a packet longer than the MTU, emit two STOREs in one
+ * action list, or store a journal that does not read back. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +25,13 @@ static uint8_t b1[UPG_JOURNAL_BYTES_MAX], b2[UPG_JOURNAL_BYTES_MAX];
 
 static void check_actions(const struct upg_actions *a)
 {
+	int stores = 0;
 	if (a->n_dropped)
 		abort(); /* a bound was broken */
+	for (int i = 0; i < a->n; i++)
+		stores += a->a[i].type == UPG_ACT_STORE;
+	if (stores > 1)
+		abort(); /* one write of the final state per action list */
 	for (int i = 0; i < a->n; i++) {
 		const struct upg_act *x = &a->a[i];
 		size_t l1, l2;
