@@ -25,14 +25,22 @@
  * (sent in fragments of UPG_FRAG_BYTES). Journals are ordered by (id, seq):
  * a node keeps the highest it has seen, stores it durably (UPG_ACT_STORE)
  * and acks it (UPG_MSG_JACK). Every change the coordinator makes gets
- * seq + 1 and is stored locally first; a takeover starts a new term (seq
- * jumps to (term + 1) << 24 | node << 16), so records a dead coordinator
- * stored unseen never share an (id, seq) with the new coordinator's.
- * The rule "every step is recorded
- * before it is taken": a step's UPG_ST_RUNNING record is acked by every
- * live peer (alive in the view) before the step's first action is emitted.
- * A node that was down gets the journal when it is back (its STATE shows a
- * lower seq; the coordinator sends it the journal).
+ * seq + 1 and is stored locally first (one UPG_ACT_STORE per action list,
+ * of the final state, ahead of every action after the first record); a
+ * coordinator's first record starts its term (seq jumps to
+ * (term + 1) << 24 | node << 16, above every term heard of), so records a
+ * dead coordinator stored unseen never share an (id, seq) with the new
+ * coordinator's. Such an unacknowledged tail may be superseded: a node
+ * back with a higher seq of the coordinator's journal gets a record above
+ * it (and takes it); settling, a tail held by its writer alone that
+ * shares its term with another writer's acked record ranks below that
+ * one. What another node stored is otherwise never taken back, and no
+ * redone step changes the outcome (tests/sim/upgsim.c I1). The rule
+ * "every step is recorded before it is taken": a step's UPG_ST_RUNNING
+ * record is acked by every live peer (alive in the view) before the
+ * step's first action is emitted. A node that was down gets the journal
+ * when it is back (its STATE shows a lower seq; the coordinator sends it
+ * the journal).
  *
  * COORDINATOR. The group 0 primary (upg_set_view). On becoming coordinator
  * with an active journal (RUNNING, ABORTING) it first settles: it waits
@@ -66,8 +74,16 @@
  * --disruptive (or --force across an incompatible gap): FREEZE, BACKUP,
  * DISTRIBUTE, UPGRADE of every node at once, UNFREEZE.
  *
+ * A DISTRIBUTE fetch that fails is asked again (3 attempts in all, a
+ * second apart) before the step fails with the node's code (E_FETCH).
  * An UPGRADE (or REVERT) of node X: UPG_MSG_DO install (or revert) to X,
- * which installs, activates, answers UPG_MSG_DONE and restarts; then X must
+ * carrying the incarnation X ran when its begin was recorded (asked of a
+ * previous life, the DO is answered done if that life did it, and a node
+ * that gave the version up, revert_at_s since the start, is never asked
+ * again); the groups X is primary of first go to a reachable member whose
+ * sessions are in sync (again before every DO); a coordinator in its own
+ * batch goes last and hands group 0 to a finished member. X installs,
+ * activates, answers UPG_MSG_DONE and restarts; then X must
  * come back with the target version (a new incarnation) within
  * hold_timer_s (E_REJOIN_TIMEOUT), report its sessions in sync within
  * sync_timeout_s (E_RESYNC_TIMEOUT), and be healthy: links all up, every
