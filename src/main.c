@@ -2013,6 +2013,7 @@ static void upg_local_facts(struct daemon *d, mono_t now, struct upg_facts *f)
 			snprintf(f->revert_reason, sizeof f->revert_reason, "%.*s", (int)sizeof f->revert_reason - 1,
 				 u->boot.last_revert.reason);
 			snprintf(f->revert_from, sizeof f->revert_from, "%s", u->boot.last_revert.from);
+			f->revert_at_s = u->boot.last_revert.at_s;
 		}
 	}
 	f->journal_id = j->id;
