@@ -1795,6 +1795,33 @@ static void conf_defaults(struct tnd_conf *c, const char *name)
 	snprintf(c->api_token_file, sizeof c->api_token_file, "%s", DEF_TOKEN_FILE);
 }
 
+/* Tab characters are refused before the YAML parser sees the text: YAML
+ * allows them only as separation, never as indentation, and libfyaml
+ * 0.7.12 (Debian 12) dereferences a null pointer while cleaning up after
+ * some tab placements (found by tests/fuzz/fuzz_conf: "? c:<TAB>:"), which
+ * would let one `tandemctl config apply` crash every node's parser. One
+ * diagnostic per line with a tab. */
+static bool tabs_refused(struct pctx *p, const char *text, size_t len)
+{
+	int line = 1, col = 1, last_line = 0;
+	bool any = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\t' && line != last_line) {
+			diag_add(&p->dx, line, col, "tab character: YAML indents and separates with spaces");
+			last_line = line;
+			any = true;
+		}
+		if (text[i] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+	}
+	return any;
+}
+
 int conf_parse(const char *name, const char *text, size_t len,
 	       struct tnd_conf *out, struct conf_diags *diags)
 {
@@ -1823,6 +1850,8 @@ int conf_parse(const char *name, const char *text, size_t len,
 	if (len > CONF_TEXT_MAX_BYTES)
 		diag_add(&p->dx, 1, 1, "configuration is larger than %d bytes",
 			 CONF_TEXT_MAX_BYTES);
+	else if (tabs_refused(p, text, len))
+		; /* located above; libfyaml never sees the text */
 	else if (tree_build(p, text, len, &root) == 0)
 		validate(p, root);
 	diag_sort(&p->dx);
