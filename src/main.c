@@ -1742,17 +1742,47 @@ static void on_img_tick(struct loop *l, int fd, uint32_t events, void *arg)
 	upg_slow_tick(d, now);
 }
 
+/* Write the configuration this node runs (the cluster's committed
+ * generation, not necessarily the file) to `path` for a new binary's
+ * --check-config. A scratch file: written without fsync, which could hold
+ * the event loop (and the heartbeats) for a long time on a busy disk. */
+static int write_running_conf(struct daemon *d, const char *path, char *why, size_t why_len)
+{
+	struct cfgsync_text t;
+	const uint8_t *blob;
+	uint64_t gen;
+	size_t len;
+	int fd, e = 0;
+	bool ok;
+
+	blob = cfgsync_current(d->cfg, &gen, &len);
+	if (!blob || cfgsync_doc_decode(blob, len, &t) != 0) {
+		snprintf(why, why_len, "the running configuration is not available");
+		return TND_ENOENT;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	errno = 0;
+	ok = fd >= 0 && write(fd, t.yaml, t.yaml_len) == (ssize_t)t.yaml_len;
+	if (!ok)
+		e = fd >= 0 && errno == 0 ? ENOSPC : errno; /* a short write: the disk is full */
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		ok = false;
+		e = errno;
+	}
+	if (!ok) {
+		snprintf(why, why_len, "cannot write %s: %s", path, strerror(e));
+		return TND_ESYS;
+	}
+	return 0;
+}
+
 /* Start the helper for an install (file) or an activation check
  * (version), answered later through ctl_reply(token). */
 static json_t *img_start_helper(struct daemon *d, uint32_t token, const char *file,
 				const char *version, bool activate, bool restart, bool *deferred)
 {
 	struct img *im = d->img;
-	struct cfgsync_text t;
-	const uint8_t *blob;
-	uint64_t gen;
-	size_t len;
-	char conf[TND_PATH_MAX + 32];
+	char conf[TND_PATH_MAX + 32], msg[TND_PATH_MAX + 96];
 	char *args[8];
 	int n = 0;
 
@@ -1763,29 +1793,9 @@ static json_t *img_start_helper(struct daemon *d, uint32_t token, const char *fi
 	if (restart && !im->supervised)
 		return img_err("refused", "this tandemd runs without its supervisor (--no-supervise): "
 			       "activate without --restart, then restart it yourself");
-	/* The new binary judges the configuration this node runs, which is
-	 * the cluster's committed generation, not necessarily the file. */
-	blob = cfgsync_current(d->cfg, &gen, &len);
-	if (!blob || cfgsync_doc_decode(blob, len, &t) != 0)
-		return img_err("failed", "the running configuration is not available");
-	/* A scratch file: written without fsync, which could hold the
-	 * event loop (and the heartbeats) for a long time on a busy disk. */
 	snprintf(conf, sizeof conf, "%s/%s", d->state_dir, IMG_CHECK_CONF);
-	{
-		int fd = open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), e = 0;
-		bool ok = fd >= 0 && write(fd, t.yaml, t.yaml_len) == (ssize_t)t.yaml_len;
-		if (!ok)
-			e = fd >= 0 && errno == 0 ? ENOSPC : errno; /* a short write: the disk is full */
-		if (fd >= 0 && close(fd) != 0 && ok) {
-			ok = false;
-			e = errno;
-		}
-		if (!ok) {
-			char msg[TND_PATH_MAX + 96];
-			snprintf(msg, sizeof msg, "cannot write %s: %s", conf, strerror(e));
-			return img_err("failed", msg);
-		}
-	}
+	if (write_running_conf(d, conf, msg, sizeof msg) != 0)
+		return img_err("failed", msg);
 	args[n++] = (char *)(file ? "install" : "check");
 	args[n++] = (char *)d->state_dir;
 	args[n++] = (char *)(file ? file : version);
@@ -2715,31 +2725,15 @@ static json_t *upg_start_precheck(struct daemon *d, uint32_t token, const char *
 				  const struct upg_opts *o, bool *deferred)
 {
 	struct upg_drv *u = d->upg;
-	struct cfgsync_text t;
-	const uint8_t *blob;
-	uint64_t gen;
-	size_t len;
-	char conf[TND_PATH_MAX + 32];
+	char conf[TND_PATH_MAX + 32], msg[TND_PATH_MAX + 96];
 	char *args[8];
 	int n = 0;
 
 	if (u->pc_pid)
 		return upg_err("refused", "another upgrade plan or start is being checked on this node");
-	blob = cfgsync_current(d->cfg, &gen, &len);
-	if (!blob || cfgsync_doc_decode(blob, len, &t) != 0)
-		return upg_err("failed", "the running configuration is not available");
 	snprintf(conf, sizeof conf, "%s/.upgrade-check.yaml", d->state_dir);
-	{
-		int fd = open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		bool ok = fd >= 0 && write(fd, t.yaml, t.yaml_len) == (ssize_t)t.yaml_len;
-		if (fd >= 0 && close(fd) != 0)
-			ok = false;
-		if (!ok) {
-			char msg[TND_PATH_MAX + 64];
-			snprintf(msg, sizeof msg, "cannot write %s", conf);
-			return upg_err("failed", msg);
-		}
-	}
+	if (write_running_conf(d, conf, msg, sizeof msg) != 0)
+		return upg_err("failed", msg);
 	args[n++] = "precheck";
 	args[n++] = (char *)d->state_dir;
 	args[n++] = (char *)file;
