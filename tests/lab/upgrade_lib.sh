@@ -174,6 +174,21 @@ upg_step_running() {
 	jq -e --arg n "$3" '(.node // "") == $n or ((.nodes // []) | index($n) != null)' <<<"$s" >/dev/null
 }
 
+# upg_plan_ok I IMAGE : `upgrade plan` on node I passes every check.
+upg_plan_ok() { lab_ctl "$1" --json upgrade plan --image "$2" >/dev/null 2>&1; }
+
+# upg_wait_plan_ok I IMAGE TIMEOUT_S : wait until the plan passes: a node
+# learns its peers' facts once a second and its CPU load over 5 s, so a
+# cluster just started (or just changed) needs a few seconds. Prints the
+# failed checks on time out.
+upg_wait_plan_ok() {
+	lab_wait_until "$3" upg_plan_ok "$1" "$2" && return 0
+	lab_log "gw$1: upgrade plan still refused after $3 s:"
+	lab_ctl "$1" --json upgrade plan --image "$2" 2>/dev/null |
+		jq -r '.checks[]? | select(.ok == false) | "  \(.code): \(.message)"' >&2
+	return 1
+}
+
 # upg_node_version I : the version node I says it runs.
 upg_node_version() { lab_status "$1" 2>/dev/null | jq -r '.version // "none"'; }
 # upg_versions_of : "gw1=V gw2=V ..." of the running nodes.
