@@ -50,6 +50,7 @@ one_run() {
 		lab_up 2 --snat --strict-conntrack
 		upg_config_settings
 	else
+		LAB_SNAT=0 # lab_up keeps --snat across labs; group 2 is routed
 		lab_up "$n" --strict-conntrack
 		upg_write_config_2groups
 		UPG_LOAD=(--udp-hz 1000 --tcp 200 --tcp-interval-ms 1000 --new-every-ms 20 --connect-timeout-ms 5000
