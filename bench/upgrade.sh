@@ -62,6 +62,7 @@ one_run() {
 	lab_wait_primary 0 gw1 15 >/dev/null || lab_fail "$n nodes: group 0 not on gw1"
 	lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "$n nodes: group 1 not on gw1"
 	for ((i = 2; i <= n; i++)); do lab_wait_until 15 sessions_in_sync "$i"; done
+	upg_wait_plan_ok 2 "$LAB_DIR/img-$UPG_V1" 20 # facts heard, CPU over 5 s known
 	probe=$LAB_DIR/probe.json
 	upg_probe_start "$probe"
 	t0=$(lab_now_ms)
@@ -76,6 +77,7 @@ one_run() {
 	if [ "$rc" != 0 ] || [ "$st" != completed ] || ! jq -e .total_ms "$rep" >/dev/null 2>&1; then
 		tail -20 "$LAB_DIR/start.out" >&2
 		echo "bench/upgrade.sh: $n nodes, run $run: upgrade ended '$st' (exit $rc)" >&2
+		rm -f "$rep"
 		cp -r "$LAB_DIR" "$out/upgrade-${n}nodes-$run.failed" 2>/dev/null
 		lab_down
 		LAB_UP=0
