@@ -317,7 +317,7 @@ batches_ok() {
 }
 
 echo "(d3) three nodes, two groups: the plan upgrades the two non-holders in one step" >&2
-[ "$LAB_FAILS" -gt 0 ] && cp -r "$LAB_DIR" "$LAB_DIR-ab" # the logs of (a) and (b), for the failures above
+[ "$LAB_FAILS" -gt 0 ] && rm -rf "$LAB_DIR-ab" && cp -r "$LAB_DIR" "$LAB_DIR-ab" # the logs of (a) and (b), for the failures above
 # Routed, not NATed (lab_up keeps --snat across labs): group 2's traffic
 # leaves through group 2's gateway, which does not hold group 1's WAN VIP.
 LAB_SNAT=0
