@@ -339,6 +339,7 @@ static void upg_slow_tick(struct daemon *d, mono_t now);
 static json_t *upg_summary_json(struct daemon *d);
 static json_t *ctl_upgrade(void *arg, json_t *req, uint32_t token, bool *deferred);
 static void upg_init(struct daemon *d, uint64_t seed);
+static void upg_conf_changed(struct daemon *d);
 static void upg_close(struct daemon *d);
 
 static void act_send(struct daemon *d, const struct act *a, mono_t now)
@@ -539,9 +540,13 @@ static void sess_follow(struct daemon *d, mono_t now)
 		int src = g->state == G_PRIMARY || g->grant_held ? d->self : g->primary;
 		sessions_set_primary(d->sess, src, now);
 		for (int x = 0; x < d->conf->n_nodes; x++) {
-			if (x == d->self || d->st->peers[x].alive == d->peer_alive[x])
+			/* Only the members of the session group take part: a
+			 * node that never serves it has no use for its table. */
+			bool alive = d->st->peers[x].alive &&
+				     d->conf->groups[d->sess_gi].priority[x] > 0;
+			if (x == d->self || alive == d->peer_alive[x])
 				continue;
-			d->peer_alive[x] = d->st->peers[x].alive;
+			d->peer_alive[x] = alive;
 			sessions_peer(d->sess, x, d->peer_alive[x], now);
 		}
 		bool sync = sessions_in_sync(d->sess, now);
@@ -588,8 +593,15 @@ static void stop_if_done(struct daemon *d, mono_t now)
 
 /* The session group: the lowest-numbered group with VIPs (the traffic
  * group); its primary's table is the one replicated. */
-static int session_group_index(const struct tnd_conf *c)
+/* The group whose sessions this node syncs: the first group with VIPs
+ * that it is a member of (priority above 0), so in a cluster whose groups
+ * have different members (gw1+gw2 serve group 1, gw3+gw4 group 2) every
+ * pair syncs its own traffic; group 0 when it serves none. */
+static int session_group_index(const struct tnd_conf *c, int self)
 {
+	for (int gi = 1; gi < c->n_groups; gi++)
+		if (c->groups[gi].n_vips > 0 && c->groups[gi].priority[self] > 0)
+			return gi;
 	for (int gi = 1; gi < c->n_groups; gi++)
 		if (c->groups[gi].n_vips > 0)
 			return gi;
@@ -728,7 +740,7 @@ static void vip_one(struct daemon *d, uint8_t gid, const struct tnd_vip *vip, bo
 
 static void sess_start(struct daemon *d, mono_t now);
 static void sess_stop(struct daemon *d);
-static int session_group_index(const struct tnd_conf *c);
+static int session_group_index(const struct tnd_conf *c, int self);
 static void feed_initial_ifaces(struct daemon *d);
 
 /* Run configuration `nc` in place of d->conf (ownership passes). Order:
@@ -741,7 +753,7 @@ static void cfg_switch(struct daemon *d, struct tnd_conf *nc, mono_t now)
 	bool on[TND_GROUPS_MAX] = { 0 };
 	int left[TND_GROUPS_MAX] = { 0 };
 	mono_t at[TND_GROUPS_MAX] = { 0 };
-	int sgi = session_group_index(nc);
+	int sgi = session_group_index(nc, d->self);
 	int r;
 
 	for (int gi = 0; gi < old->n_groups; gi++) {
@@ -772,6 +784,7 @@ static void cfg_switch(struct daemon *d, struct tnd_conf *nc, mono_t now)
 	d->conf = nc;
 	d->sess_gi = sgi;
 	ctl_set_conf(d->ctl, nc);
+	upg_conf_changed(d); /* the upgrade core reads the upgrade settings */
 	memcpy(d->vips_on, on, sizeof on);
 	memcpy(d->announce_left, left, sizeof left);
 	memcpy(d->announce_at, at, sizeof at);
@@ -2279,14 +2292,15 @@ static int upg_store(struct daemon *d, const struct upg_journal *j)
 	return r;
 }
 
-static json_t *upg_reply_json(const struct upg_act *a)
+static json_t *upg_reply_json(struct daemon *d, const struct upg_act *a)
 {
 	json_t *o;
 
 	if (a->rc == 0) {
 		o = json_pack("{s:b,s:s}", "ok", 1, "message", a->message);
-		if (a->id)
-			json_object_set_new(o, "id", json_integer((json_int_t)a->id));
+		if (a->id || upg_journal_get(d->upg->core)->id)
+			json_object_set_new(o, "id", json_integer((json_int_t)(a->id ? a->id
+						: upg_journal_get(d->upg->core)->id)));
 		return o;
 	}
 	o = json_pack("{s:b,s:s,s:s}", "ok", 0, "code",
@@ -2346,7 +2360,7 @@ static void upg_run(struct daemon *d, mono_t now)
 			}
 			case UPG_ACT_REPLY:
 				if (a->token)
-					ctl_reply(d->ctl, a->token, upg_reply_json(a));
+					ctl_reply(d->ctl, a->token, upg_reply_json(d, a));
 				break;
 			case UPG_ACT_EVENT:
 				log_event_kv(upg_lvl[a->level], a->name, a->kv);
@@ -2882,6 +2896,12 @@ static void upg_init(struct daemon *d, uint64_t seed)
 			  upg_state_name(j->state));
 	free(j);
 	free(buf);
+}
+
+static void upg_conf_changed(struct daemon *d)
+{
+	if (d->upg)
+		upg_reconfigure(d->upg->core, d->conf);
 }
 
 static void upg_close(struct daemon *d)
@@ -3430,7 +3450,7 @@ int main(int argc, char **argv)
 		.version = TND_VERSION, .proto_min = WIRE_PROTO_MIN, .proto_max = WIRE_PROTO_MAX,
 		.sync_gate = d->conf->sessions_sync,
 	};
-	d->sess_gi = session_group_index(d->conf);
+	d->sess_gi = session_group_index(d->conf, d->self);
 	np.sync_group_id = d->conf->groups[d->sess_gi].id;
 	d->node = node_new(&np, d->started);
 	d->st = calloc(1, sizeof *d->st);

@@ -22,6 +22,8 @@ struct ctl_client {
 	bool closing; /* drop once the output is flushed */
 	bool want_out;
 	uint32_t wait_token; /* a deferred answer is due (0: none) */
+	bool in_dispatch;    /* its request is being handled right now */
+	json_t *sync_res;    /* an answer given during that handling */
 	char *in; /* grows up to CTL_REQ_MAX_BYTES */
 	size_t in_len, in_cap;
 	char *out;
@@ -381,15 +383,26 @@ static bool handle_line(struct ctl *c, struct ctl_client *cl, const char *line, 
 	token = (uint32_t)(cl - c->cl) | (++c->serial << 8);
 	if (token >> 8 == 0)
 		token = (uint32_t)(cl - c->cl) | (++c->serial << 8);
+	/* A deferred answer may come while the request is being handled
+	 * (the daemon decided at once): ctl_reply() keeps it in sync_res
+	 * for this function to send, rather than re-entering the input. */
+	cl->wait_token = token;
+	cl->in_dispatch = true;
 	if (!json_is_object(req))
 		res = err_json("usage", "request must be a JSON object");
 	else
 		res = dispatch(c, req, &follow, token, &deferred);
 	json_decref(req);
-	if (deferred && !res) {
-		cl->wait_token = token;
-		return true;
+	cl->in_dispatch = false;
+	if (cl->sync_res) {
+		json_decref(res);
+		res = cl->sync_res;
+		cl->sync_res = NULL;
+		deferred = false;
 	}
+	if (deferred && !res)
+		return true; /* wait_token stays: ctl_reply() answers */
+	cl->wait_token = 0;
 	if (!client_send_json(c, cl, res))
 		return false;
 	if (follow)
@@ -536,6 +549,11 @@ void ctl_reply(struct ctl *c, uint32_t token, json_t *res)
 	cl = &c->cl[token & 0xff];
 	if (cl->fd < 0 || cl->wait_token != token) {
 		json_decref(res);
+		return;
+	}
+	if (cl->in_dispatch) {
+		json_decref(cl->sync_res);
+		cl->sync_res = res;
 		return;
 	}
 	cl->wait_token = 0;

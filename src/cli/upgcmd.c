@@ -1112,10 +1112,20 @@ int upgcmd_run(const char *socket, bool json, int argc, char **argv)
 	if (a.image) {
 		/* The daemon opens the file: it needs the absolute path. */
 		if (!realpath(a.image, path)) {
-			fprintf(stderr, "tandemctl: upgrade %s: %s: %s\n", op_names[a.op], a.image,
-				strerror(errno));
-			json_decref(req);
-			return EXIT_FAILED;
+			/* A missing image is the cluster's pre-check to report
+			 * (E_IMAGE_MISSING, with every other check): send the
+			 * absolute path anyway. */
+			char cwd[PATH_MAX];
+			int n = errno == ENOENT ? a.image[0] == '/'
+				? snprintf(path, sizeof path, "%s", a.image)
+				: getcwd(cwd, sizeof cwd) ? snprintf(path, sizeof path, "%s/%s", cwd, a.image) : -1
+				: -1;
+			if (n < 0 || n >= (int)sizeof path) {
+				fprintf(stderr, "tandemctl: upgrade %s: %s: %s\n", op_names[a.op], a.image,
+					strerror(errno ? errno : ENAMETOOLONG));
+				json_decref(req);
+				return EXIT_FAILED;
+			}
 		}
 		json_object_set_new(req, "image", json_string(path));
 		json_object_set_new(req, "force", json_boolean(a.force));

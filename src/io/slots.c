@@ -907,6 +907,31 @@ static int import_image(const char *dir, const char *image, char *hex, size_t he
 	return 0;
 }
 
+/* The BLAKE2b-256 of a file, as hex (the name images/ gives it). */
+static int hash_file(const char *path, char hex[2 * 32 + 1], char *why, size_t why_len)
+{
+	uint8_t buf[COPY_BUF_BYTES], digest[32];
+	crypto_generichash_state h;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+		return TND_ESYS;
+	}
+	crypto_generichash_init(&h, NULL, 0, sizeof digest);
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		crypto_generichash_update(&h, buf, (unsigned long long)n);
+	close(fd);
+	if (n < 0) {
+		snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+		return TND_ESYS;
+	}
+	crypto_generichash_final(&h, digest, sizeof digest);
+	tnd_hex(digest, sizeof digest, hex);
+	return 0;
+}
+
 static int helper_precheck(const char *dir, const char *image, const char *keys, const char *conf,
 			   bool import)
 {
@@ -952,6 +977,10 @@ static int helper_precheck(const char *dir, const char *image, const char *keys,
 	config_ok = slots_check_config(bin, conf, cwhy, sizeof cwhy) == 0;
 	(void)slots_rmtree(tmp);
 	if (import && import_image(dir, image, hex, sizeof hex, why, sizeof why) != 0) {
+		free(m);
+		return refuse("failed", "%s", why);
+	}
+	if (!import && hash_file(image, hex, why, sizeof why) != 0) {
 		free(m);
 		return refuse("failed", "%s", why);
 	}
