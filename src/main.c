@@ -2340,6 +2340,14 @@ static void upg_run(struct daemon *d, mono_t now)
 					fatal("cannot write %s/%s: %s", d->state_dir, UPG_JOURNAL_FILE,
 					      strerror(errno));
 				failpoint(d, "upgrade.journal.after_store");
+				/* upgrade.step.N: the coordinator dies right after
+				 * recording step N as running, before doing it. */
+				if (a->journal->cursor >= 0 && a->journal->cursor < a->journal->n_steps &&
+				    a->journal->steps[a->journal->cursor].status == UPG_ST_RUNNING) {
+					char fp[32];
+					snprintf(fp, sizeof fp, "upgrade.step.%d", a->journal->cursor);
+					failpoint(d, fp);
+				}
 				break;
 			case UPG_ACT_DO:
 				upg_do(d, a, now);
