@@ -397,6 +397,7 @@ static void test_types_and_ranges(void **state)
 		{"upgrade: {hold_timer_s: 0}\n", "t.yaml:8:25: upgrade.hold_timer_s: expected an integer 1..86400, got '0'"},
 		{"upgrade: {sync_timeout_s: 86401}\n", "t.yaml:8:27: upgrade.sync_timeout_s: expected an integer 1..86400, got '86401'"},
 		{"upgrade: {failback: 1}\n", "t.yaml:8:21: upgrade.failback: expected true or false, got '1'"},
+		{"upgrade: {auto_finalize: yes}\n", "t.yaml:8:26: upgrade.auto_finalize: expected true or false, got 'yes'"},
 		{"upgrade: {trusted_keys: ''}\n", "t.yaml:8:25: upgrade.trusted_keys: expected a file name, got the quoted string ''"},
 		{"api: {token_file: ~}\n", "t.yaml:8:19: api.token_file: expected a file name, got null"},
 		{"firewall: {ruleset: [a]}\n", "t.yaml:8:21: firewall.ruleset: expected a file name or null, got a list"},
@@ -773,7 +774,9 @@ static void test_huge_mapping_bounded(void **state)
 static void test_syntax_errors(void **state)
 {
 	expect_only_diag(BASE "groups: [{id: 1\n", "t.yaml:9:1: syntax error: missing comma in flow mapping");
-	expect_only_diag("cluster:\n  name: a\n\tid: 1\n", "t.yaml:3:2: syntax error: invalid tab used as indentation");
+	/* Tabs are refused before libfyaml (conf.c tabs_refused): one per line. */
+	expect_only_diag("cluster:\n  name: a\n\tid: 1\n", "t.yaml:3:1: tab character: YAML indents and separates with spaces");
+	expect_only_diag("? c:\t:", "t.yaml:1:5: tab character: YAML indents and separates with spaces");
 	expect_only_diag("a: b: c\n", "t.yaml:1:5: syntax error: invalid nested block mapping on the same line");
 	expect_only_diag("cluster: \"open\n", "t.yaml:1:11: syntax error: double-quoted scalar without closing quote");
 	expect_only_diag(BASE "---\nmore: 1\n", "t.yaml:8:1: only one YAML document is allowed");
@@ -923,6 +926,7 @@ static void test_print_canonical(void **state)
 			    "  sync_timeout_s: 300\n"
 			    "  cpu_max_percent: 80\n"
 			    "  failback: true\n"
+			    "  auto_finalize: false\n"
 			    "api:\n"
 			    "  http: null\n"
 			    "  token_file: /etc/tandem/api.token\n");
