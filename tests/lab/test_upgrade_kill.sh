@@ -157,12 +157,12 @@ kill_case() {
 	step=$(jq -r --argjson i "$n" '.steps[] | select(.index == $i) | "\(.kind): \(.text)"' <<<"$plan")
 	echo "  $label step $n of $(jq -r '.steps | length' <<<"$plan"): $step" >&2
 	lab_expect "$label gw1 has the failpoint armed" \
-		"$(grep -cE "event=failpoint.armed name=$fp( |\$)" "$LAB_DIR/gw1.log")" -ge 1
+		"$(grep -cE "event=failpoint\.armed .*name=$fp( |\$)" "$LAB_DIR/gw1.log")" -ge 1
 	upg_probe_start "$out"
 	upg_ctl 2 upgrade start --image "$LAB_DIR/img-$V1" --detach >/dev/null 2>"$LAB_DIR/start.err" ||
 		{ cat "$LAB_DIR/start.err" >&2; lab_fail "$label upgrade start --detach"; }
 	pid=${LAB_PID[1]}
-	if ! lab_wait_until "$UPG_RUN_S" grep -q "event=failpoint name=$fp " "$LAB_DIR/gw1.log"; then
+	if ! lab_wait_until "$UPG_RUN_S" grep -qE "event=failpoint .*name=$fp( |\$)" "$LAB_DIR/gw1.log"; then
 		upg_print_nodes 2
 		lab_fail "$label gw1 never reached step $n"
 	fi
