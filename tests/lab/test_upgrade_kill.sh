@@ -21,14 +21,17 @@
 #      (completed, or failed/aborted with the rollback done: "the other node
 #      finishes or rolls back"), both nodes on one version, one journal
 #      (journal_seq equal), the groups on gw1, the configuration not frozen.
+# (s)  a group whose only member with priority above 0 is gw1 (applied with
+#      `config apply`): `upgrade plan` exits 3 with E_GROUP_SINGLE; with
+#      --disruptive that check passes. Then the configuration goes back.
 # (f)  upgrade.auto_finalize: true: a completed upgrade is finalized within
-#      seconds with no `upgrade finalize`.
-# (n)  `upgrade start --no-failback`: completed, both on the new version, the
-#      groups stay on gw2 with their manual flag set; `failover --group 1
-#      --reset` releases group 1 (back to gw1, its preferred node).
-# (s)  a group whose only member with priority above 0 is gw1: `upgrade
-#      plan` exits 3 with E_GROUP_SINGLE; with --disruptive that check
-#      passes.
+#      seconds with no `upgrade finalize`; (f2) the next upgrade (V1 -> V2),
+#      started and followed on gw2 as the first, completes too.
+#      (s), (f) and (f2) share one lab.
+# (n)  `upgrade start --no-failback` (a lab of its own): completed, both on
+#      the new version, the groups stay on gw2 with their manual flag set;
+#      `failover --group 1 --reset` releases group 1 (back to gw1, which
+#      outranks gw2 and preempts).
 #
 # Every lab lives in its own directory under $LAB_OUT/$LAB_NAME (kept, with
 # the daemons' logs, when a check failed). TK_PARTS="kill opts" picks parts.
@@ -131,19 +134,17 @@ journal_of() { upg_get "$1" '"id=\(.id) state=\(.state) journal_seq=\(.journal_s
 same_journal() { [ "$(journal_of 1)" = "$(journal_of 2)" ]; }
 
 # wait_supervisor_end PID : the node's supervisor (the process group
-# leader lab_start_node started) ends within 5 s; prints its exit status,
-# or "running".
-# (kill -0 cannot tell: the ended supervisor is this shell's zombie until
-# waited for.)
+# leader lab_start_node started) ends within 5 s; SUP_STATUS is its exit
+# status, or "running". (Not in a command substitution: only this shell
+# can wait for its child. kill -0 cannot tell either: the ended supervisor
+# is this shell's zombie until waited for.)
 proc_ended() { [ ! -e "/proc/$1/stat" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
 wait_supervisor_end() {
 	local pid=$1
-	if ! lab_wait_until 5 proc_ended "$pid"; then
-		echo running
-		return
-	fi
+	SUP_STATUS=running
+	lab_wait_until 5 proc_ended "$pid" || return 0
 	wait "$pid" 2>/dev/null
-	echo $?
+	SUP_STATUS=$?
 }
 
 # ---- (k<N>) the coordinator dies at step N -------------------------------------------
@@ -170,7 +171,8 @@ kill_case() {
 	lab_probe_mark
 	# A confirmed version's worker that dies ends its supervisor too
 	# (boot_after_exit: BOOT_EXIT), with the worker's status.
-	st=$(wait_supervisor_end "$pid")
+	wait_supervisor_end "$pid"
+	st=$SUP_STATUS
 	lab_expect "$label gw1's supervisor ended with its worker's status" "$st" == 137
 	{ kill -KILL -- "-$pid"; } 2>/dev/null # what is left of the node (hooks)
 	[ "$st" = running ] && lab_kill_node 1
@@ -286,23 +288,45 @@ if [[ " $TK_PARTS " == *" opts "* ]]; then
 	sleep 1
 	upg_probe_stop "$out"
 	upg_print_nodes 1
-	lab_expect "(f) state" "$(upg_state 1)" == completed
+	# A finalized upgrade leaves the journal idle (as `upgrade finalize`
+	# does), still naming the upgrade.
+	lab_expect "(f) the upgrade" "$(upg_get 1 '"\(.from) -> \(.to)"')" == "$V0 -> $V1"
 	lab_expect "(f) finalized on gw1 without a finalize command" "$(upg_get 1 .finalized)" == true
 	lab_expect "(f) finalized on gw2" "$(upg_get 2 .finalized)" == true
+	lab_expect "(f) state once finalized" "$(upg_state 1)" == idle
 	lab_expect "(f) no finalize was asked" "$(cat "$LAB_DIR"/gw?.log | grep -c 'cmd=upgrade_finalize')" -eq 0
 	lab_expect "(f) the daemon logged its auto-finalize" "$(cat "$LAB_DIR"/gw?.log | grep -c 'event=upgrade.auto_finalize')" -ge 1
+	lab_expect "(f) the start's output saw it completed" "$(grep -c 'completed' "$LAB_DIR/f.start")" -ge 1
 	one_version "(f)"
 	lab_expect "(f) the version" "$ONE_VERSION" == "$V1"
 	served "(f)" gw1
 	upg_check_traffic "(f)" "$out"
-	SUMMARY+=("(f) auto_finalize: completed on $ONE_VERSION, finalized $(upg_get 1 .finalized) within ${f_ms} ms of the end")
+	SUMMARY+=("(f) auto_finalize: $V0 -> $V1 completed, finalized $(upg_get 1 .finalized) within ${f_ms} ms of the end")
 
-	# (n) --no-failback
-	echo "(n) $V1 -> $V2 --no-failback" >&2
+	# (f2) the next upgrade after an auto-finalized one, started (and
+	# followed) on gw2 like the first.
+	echo "(f2) $V1 -> $V2, the next upgrade after an auto-finalized one" >&2
+	f_id=$(upg_get 1 .id)
+	upg_wait_plan_ok 2 "$LAB_DIR/img-$V2" 20 || lab_fail "(f2) the cluster never passed its pre-checks"
+	upg_ctl 2 upgrade start --image "$LAB_DIR/img-$V2" >"$LAB_DIR/f2.start" 2>&1
+	rc=$?
+	tail -n 4 "$LAB_DIR/f2.start" | sed 's/^/  | /' >&2
+	lab_expect "(f2) upgrade start exit code" "$rc" -eq 0
+	lab_wait_until 10 finalized_on 1
+	lab_expect "(f2) a new upgrade" "$(upg_get 1 .id)" != "$f_id"
+	lab_expect "(f2) the upgrade" "$(upg_get 1 '"\(.from) -> \(.to) finalized=\(.finalized)"')" == "$V1 -> $V2 finalized=true"
+	one_version "(f2)"
+	lab_expect "(f2) the version" "$ONE_VERSION" == "$V2"
+	served "(f2)" gw1
+	SUMMARY+=("(f2) the next upgrade, started on gw2: exit $rc, $(upg_get 1 '"id \(.id) \(.from) -> \(.to), state \(.state), finalized \(.finalized)"')")
+
+	# (n) --no-failback, on a lab of its own (no auto-finalize)
+	setup nofb
+	echo "(n) $V0 -> $V1 --no-failback" >&2
 	out=$LAB_DIR/n.json
-	upg_wait_plan_ok 2 "$LAB_DIR/img-$V2" 20 || lab_fail "(n) the cluster never passed its pre-checks"
+	upg_wait_plan_ok 2 "$LAB_DIR/img-$V1" 20 || lab_fail "(n) the cluster never passed its pre-checks"
 	upg_probe_start "$out"
-	upg_ctl 2 upgrade start --image "$LAB_DIR/img-$V2" --no-failback >"$LAB_DIR/n.start" 2>&1
+	upg_ctl 2 upgrade start --image "$LAB_DIR/img-$V1" --no-failback >"$LAB_DIR/n.start" 2>&1
 	rc=$?
 	tail -n 8 "$LAB_DIR/n.start" | sed 's/^/  | /' >&2
 	lab_expect "(n) upgrade start exit code" "$rc" -eq 0
@@ -310,13 +334,14 @@ if [[ " $TK_PARTS " == *" opts "* ]]; then
 	lab_expect "(n) state" "$(upg_state 2)" == completed
 	lab_expect "(n) no_failback in the journal" "$(upg_get 2 .no_failback)" == true
 	one_version "(n)"
-	lab_expect "(n) the version" "$ONE_VERSION" == "$V2"
+	lab_expect "(n) the version" "$ONE_VERSION" == "$V1"
 	# The groups stay where the switch put them, and keep staying (gw1
 	# outranks gw2 and preempts: only the manual flag holds them).
 	sleep 3
 	lab_expect "(n) group 0 stays on gw2" "$(lab_wait_primary 0 gw2 2 >/dev/null && echo yes)" == yes
 	lab_expect "(n) group 1 stays on gw2" "$(lab_wait_primary 1 gw2 2 >/dev/null && echo yes)" == yes
-	echo "  (n) groups on gw2: $(lab_status 2 | jq -c '[.groups[] | {id, state, manual}]')" >&2
+	n_groups=$(lab_status 2 | jq -c '[.groups[] | {id, state, primary, manual}]')
+	echo "  (n) groups on gw2: $n_groups" >&2
 	lab_expect "(n) group 0 manual on gw2" "$(lab_group_field 2 0 manual)" == true
 	lab_expect "(n) group 1 manual on gw2" "$(lab_group_field 2 1 manual)" == true
 	lab_expect "(n) configuration not frozen" "$(upg_get 2 .frozen)" == false
@@ -329,7 +354,7 @@ if [[ " $TK_PARTS " == *" opts "* ]]; then
 	sleep 1
 	upg_probe_stop "$out"
 	upg_check_traffic "(n)" "$out"
-	SUMMARY+=("(n) --no-failback: $(upg_state 2) on $ONE_VERSION; groups after the upgrade: $(lab_status 2 | jq -c '[.groups[] | {id, primary, manual}]')")
+	SUMMARY+=("(n) --no-failback: $(upg_state 2) on $ONE_VERSION; groups 3 s after the upgrade (gw2's view): $n_groups")
 fi
 
 echo "summary:" >&2
