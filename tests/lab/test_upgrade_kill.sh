@@ -282,7 +282,8 @@ if [[ " $TK_PARTS " == *" opts "* ]]; then
 	lab_expect "(f) upgrade start exit code" "$rc" -eq 0
 	# `upgrade start` follows the upgrade to its end; whether it did or
 	# not, the daemon's journal is what is judged.
-	lab_expect "(f) upgrade start followed it to its end" "$(grep -c 'completed' "$LAB_DIR/f.start")" -ge 1
+	lab_expect "(f) upgrade start followed it to its end" \
+		"$(grep -cE 'upgrade [0-9]+( completed|: idle, .*, finalized)' "$LAB_DIR/f.start")" -ge 1
 	finalized_on() { [ "$(upg_get "$1" .finalized)" = true ]; }
 	lab_wait_until "$UPG_RUN_S" finalized_on 1
 	lab_wait_until 5 finalized_on 2
@@ -338,6 +339,8 @@ if [[ " $TK_PARTS " == *" opts "* ]]; then
 	rc=$?
 	tail -n 8 "$LAB_DIR/n.start" | sed 's/^/  | /' >&2
 	lab_expect "(n) upgrade start exit code" "$rc" -eq 0
+	lab_expect "(n) upgrade start followed it to its end" "$(grep -cE 'upgrade [0-9]+ completed' "$LAB_DIR/n.start")" -ge 1
+	upg_wait_state 2 "completed|aborted|failed|rolled_back" "$UPG_RUN_S"
 	upg_print_nodes 2
 	lab_expect "(n) state" "$(upg_state 2)" == completed
 	lab_expect "(n) no_failback in the journal" "$(upg_get 2 .no_failback)" == true
