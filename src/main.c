@@ -2298,9 +2298,8 @@ static json_t *upg_reply_json(struct daemon *d, const struct upg_act *a)
 
 	if (a->rc == 0) {
 		o = json_pack("{s:b,s:s}", "ok", 1, "message", a->message);
-		if (a->id || upg_journal_get(d->upg->core)->id)
-			json_object_set_new(o, "id", json_integer((json_int_t)(a->id ? a->id
-						: upg_journal_get(d->upg->core)->id)));
+		if (a->id) /* the coordinator's: this node's copy may be older */
+			json_object_set_new(o, "id", json_integer((json_int_t)a->id));
 		return o;
 	}
 	o = json_pack("{s:b,s:s,s:s}", "ok", 0, "code",
@@ -2503,7 +2502,7 @@ static void upg_step_text(const struct daemon *d, const struct upg_journal *j,
 		say(out, len, "fail group %u back to %s", s->group, upg_node_name(d, best));
 		break;
 	}
-	case UPG_K_RELEASE: say(out, len, "release group %u (no failback)", s->group); break;
+	case UPG_K_RELEASE: say(out, len, "keep group %u where it is (no failback: manual flag held)", s->group); break;
 	case UPG_K_UNFREEZE: say(out, len, "lift the configuration freeze"); break;
 	default: say(out, len, "step %u", s->kind); break;
 	}

@@ -95,6 +95,7 @@ struct peer {
 	uint64_t res_inc;
 	uint32_t res_req;
 	int res_rc;
+	uint64_t res_id;            /* the journal a start created */
 	char res_code[UPG_CODE_LEN];
 	char res_msg[UPG_MSG_LEN];
 };
@@ -538,13 +539,15 @@ static void emit(struct upg_actions *out, enum upg_level lvl, const char *name,
 	va_end(ap);
 }
 
+/* id: the upgrade the answer is about (a start's new journal), 0 none. */
 static void reply(struct upg_actions *out, uint32_t token, int rc, const char *code,
-		  const char *msg)
+		  const char *msg, uint64_t id)
 {
 	struct upg_act *a = act_add(out, UPG_ACT_REPLY);
 	if (!a)
 		return;
 	a->token = token;
+	a->id = id;
 	a->rc = rc;
 	snprintf(a->code, sizeof(a->code), "%s", code);
 	snprintf(a->message, sizeof(a->message), "%s", msg);
@@ -899,12 +902,14 @@ static void send_done(struct upg *u, struct upg_actions *out, const struct doent
 }
 
 static void send_resp(struct upg *u, struct upg_actions *out, int to, uint64_t inc,
-		      uint32_t req, int rc, const char *code, const char *msg)
+		      uint32_t req, int rc, const char *code, const char *msg, uint64_t id)
 {
 	struct sendctx s;
 	if (!send_begin(u, out, &s, to, UPG_MSG_RESP))
 		return;
 	tlvw_u32(&s.w, M_REQ, req);
+	if (id)
+		tlvw_u64(&s.w, M_ID, id); /* the upgrade a start created */
 	tlvw_u64(&s.w, M_INC, inc);
 	tlvw_u32(&s.w, M_RC, (uint32_t)-rc);
 	if (code[0])
@@ -1578,7 +1583,10 @@ static int drive_step(struct upg *u, struct upg_actions *out, mono_t now)
 		return 1;
 	}
 	case UPG_K_RELEASE:
-		reset_group(out, s->group);
+		/* --no-failback: the group stays where the upgrade put it,
+		 * held there by its manual flag (released by `tandemctl
+		 * failover --group G --reset`); clearing the flag here would
+		 * let preemption fail it back at once. */
 		return 1;
 	}
 	return fail(u, "E_PLAN", "unknown step kind %u", s->kind);
@@ -2081,13 +2089,13 @@ static void mine_drive(struct upg *u, struct upg_actions *out, mono_t now)
 		m->set = false;
 		exec_cmd(u, out, now, u->self, m->op, m->has_img ? &m->img : NULL, &m->opts,
 			 m->node, &res);
-		reply(out, m->token, res.rc, res.code, res.msg);
+		reply(out, m->token, res.rc, res.code, res.msg, res.rc == 0 ? u->j.id : 0);
 		return;
 	}
 	if (now >= m->deadline) {
 		m->set = false;
 		reply(out, m->token, TND_ETIMEDOUT, "E_NO_COORDINATOR",
-		      "no answer from the coordinator (group 0 primary)");
+		      "no answer from the coordinator (group 0 primary)", 0);
 		return;
 	}
 	int c = u->view.coordinator;
@@ -2438,7 +2446,8 @@ static int on_req(struct upg *u, struct upg_actions *out, int x, const struct wi
 	struct peer *p = &u->peers[x];
 	/* a request is (sender, its incarnation, req): done once */
 	if (p->res_set && p->res_inc == h->incarnation && p->res_req == m->req) {
-		send_resp(u, out, x, h->incarnation, m->req, p->res_rc, p->res_code, p->res_msg);
+		send_resp(u, out, x, h->incarnation, m->req, p->res_rc, p->res_code, p->res_msg,
+			  p->res_id);
 		return 0;
 	}
 	struct upg_image img;
@@ -2472,7 +2481,8 @@ static int on_req(struct upg *u, struct upg_actions *out, int x, const struct wi
 	p->res_rc = res.rc;
 	snprintf(p->res_code, sizeof(p->res_code), "%s", res.code);
 	snprintf(p->res_msg, sizeof(p->res_msg), "%s", res.msg);
-	send_resp(u, out, x, h->incarnation, m->req, res.rc, res.code, res.msg);
+	p->res_id = res.rc == 0 ? u->j.id : 0;
+	send_resp(u, out, x, h->incarnation, m->req, res.rc, res.code, res.msg, p->res_id);
 	return 0;
 }
 
@@ -2555,7 +2565,8 @@ static int recv_msg(struct upg *u, struct upg_actions *out, const struct upg_ev 
 			return TND_EINVAL;
 		if (u->mine.set && u->mine.req == m->req && m->inc == u->p.incarnation) {
 			u->mine.set = false;
-			reply(out, u->mine.token, rc_from_wire(m->rc), m->code, m->msg);
+			reply(out, u->mine.token, rc_from_wire(m->rc), m->code, m->msg,
+			      (m->has & HAS(M_ID)) ? m->id : 0);
 		}
 		return 0;
 	}
@@ -2689,12 +2700,12 @@ int upg_step(struct upg *u, const struct upg_ev *ev, mono_t now, struct upg_acti
 		if (bad) {
 			reply(out, ev->token, TND_EINVAL, "E_INVALID",
 			      ev->op == UPG_CMD_START && !ev->image ? "start needs an image"
-			      : "malformed upgrade command");
+			      : "malformed upgrade command", 0);
 			return TND_EINVAL;
 		}
 		if (u->mine.set) {
 			reply(out, ev->token, TND_EREFUSED, "E_BUSY",
-			      "another upgrade command from this node is in progress");
+			      "another upgrade command from this node is in progress", 0);
 			return TND_EREFUSED;
 		}
 		struct mine *m = &u->mine;
