@@ -22,6 +22,10 @@ t=$(lab_wait_primary 0 gw1 15) || lab_fail "(a) group 0 has no agreed primary gw
 lab_pass "group 0 primary gw1, agreed by gw2 ($t ms after start)"
 t=$(lab_wait_primary 1 gw1 15) || lab_fail "(a) group 1 has no agreed primary gw1"
 lab_pass "group 1 primary gw1, agreed by gw2 ($t ms after start)"
+# gw2 agrees on gw1 as soon as it hears it, but leaves its own start-up
+# observation (init) a little later: wait for that, bounded.
+lab_wait_until 5 lab_group_is 2 0 secondary
+lab_wait_until 5 lab_group_is 2 1 secondary
 lab_expect "(a) gw2 group 0 state" "$(lab_group_state 2 0)" == secondary
 lab_expect "(a) gw2 group 1 state" "$(lab_group_state 2 1)" == secondary
 lab_expect "(a) holders of $VIP_LAN" "$(lab_vip_holders $VIP_LAN | xargs)" == gw1
