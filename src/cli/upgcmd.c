@@ -637,6 +637,11 @@ static int watch_end(json_t *st, bool json)
 	char b[32];
 
 	if (strcmp(state, "completed") == 0 || strcmp(state, "idle") == 0) {
+		if (!json && strcmp(state, "idle") == 0 && json_is_number(json_object_get(st, "id")) &&
+		    json_is_true(json_object_get(st, "finalized")))
+			printf("upgrade %lld completed in %s and is finalized: every node runs %s\n",
+			       (long long)num(st, "id", 0), fmt_ms(num(st, "elapsed_s", 0) * 1000, b, sizeof b),
+			       str(st, "to", "?"));
 		if (!json && strcmp(state, "completed") == 0)
 			printf("upgrade %lld completed in %s: every node runs %s%s\n",
 			       (long long)num(st, "id", 0), fmt_ms(num(st, "elapsed_s", 0) * 1000, b, sizeof b),
@@ -722,7 +727,11 @@ static int watch(const char *sock, bool json, long long want_id)
 			printf("tandemd answering again\n");
 		silent = false;
 		const char *state = str(st, "state", "idle");
-		if (want_id >= 0 && ((long long)num(st, "id", -1) != want_id || strcmp(state, "idle") == 0)) {
+		/* "idle" with our id and finalized is our upgrade, completed and
+		 * finalized already (upgrade.auto_finalize). */
+		bool finalized_ours = strcmp(state, "idle") == 0 && json_is_true(json_object_get(st, "finalized"));
+		if (want_id >= 0 && ((long long)num(st, "id", -1) != want_id ||
+				     (strcmp(state, "idle") == 0 && !finalized_ours))) {
 			if (now_ms() - t0 >= UPGCMD_APPEAR_MS_MAX) {
 				fprintf(stderr, "tandemctl: failed: upgrade %lld was started but the status "
 						"shows %s %lld after %d s\n", want_id, state,
