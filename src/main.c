@@ -1986,6 +1986,7 @@ struct upg_drv {
 	struct xferio *xfer;
 	struct sysfacts sys;
 	mono_t sys_next;
+	uint64_t free_bytes;   /* state directory, sampled with sys */
 	bool in_run;
 	bool suspended;        /* preemption suspended in the node core */
 	struct boot_state boot; /* cached, refreshed on the version tick */
@@ -2069,7 +2070,7 @@ static void upg_local_facts(struct daemon *d, mono_t now, struct upg_facts *f)
 		}
 	}
 	f->sessions_in_sync = d->sess ? sessions_in_sync(d->sess, now) : true;
-	f->free_bytes = sysfacts_free_bytes(d->state_dir);
+	f->free_bytes = u->free_bytes; /* sampled with the CPU, once a second */
 	f->cpu_percent = sysfacts_cpu_percent(&u->sys, now);
 	f->has_image = j->id != 0 && xferio_have(u->xfer, j->digest, NULL);
 }
@@ -2404,6 +2405,7 @@ static void upg_tick(struct daemon *d, mono_t now)
 		return;
 	if (now >= u->sys_next) {
 		sysfacts_sample(&u->sys, now);
+		u->free_bytes = sysfacts_free_bytes(d->state_dir);
 		u->sys_next = now + MS_TO_MONO(1000);
 	}
 	if (now >= xferio_next_wake(u->xfer))
@@ -2895,6 +2897,7 @@ static void upg_init(struct daemon *d, uint64_t seed)
 		fatal("cannot set up the image transfer in %s/images: %s", d->state_dir, strerror(errno));
 	u->boot_ok = slots_load(d->state_dir, &u->boot, why, sizeof why) == 0;
 	sysfacts_sample(&u->sys, loop_now());
+	u->free_bytes = sysfacts_free_bytes(d->state_dir);
 	u->sys_next = loop_now() + MS_TO_MONO(1000);
 	u->images_used = loop_now(); /* leftovers of an earlier run: cleaned after the delay */
 	d->upg = u;
