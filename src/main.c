@@ -65,6 +65,10 @@
 #define RX_BATCH_MAX 64              /* datagrams read per wake-up per link */
 #define ANNOUNCE_REPEATS 2           /* after the first announcement */
 #define ANNOUNCE_INTERVAL_MS 100
+/* How long a node that gave up a group refuses new connections arriving
+ * on the group's interfaces (the handoff guard, nft.h): well past the new
+ * primary's announcements, short of a client's second SYN retry (3 s). */
+#define HANDOFF_GUARD_MS 2500
 #define RATELIMIT_INTERVAL_MS 5000   /* one log line per kind per 5 s */
 #define SPIN_GUARD_MS 1              /* least time between two EV_TICKs for one wake */
 #define STOP_GRANT_WAIT_MS 1500      /* a clean stop waits this long for sync barriers */
@@ -125,6 +129,15 @@ struct daemon {
 	bool vips_on[TND_GROUPS_MAX];
 	int announce_left[TND_GROUPS_MAX];
 	mono_t announce_at[TND_GROUPS_MAX];
+	/* The handoff guard (nft.h): whether its table could be set up, and
+	 * until when a guard this process (or the one before it, until
+	 * started + HANDOFF_GUARD_MS) put on an interface may still run. */
+	bool guard_ok;
+	int n_guards;
+	struct {
+		char ifname[TND_IFNAME_MAX];
+		mono_t until;
+	} guards[TND_GROUPS_MAX * TND_VIPS_MAX];
 	bool stopping, stopped;
 	mono_t stop_deadline; /* give up waiting for held grants then */
 
@@ -248,6 +261,100 @@ static const char *vip_err(const struct daemon *d, char *buf, size_t len)
 	return log_kv_quote(msg, buf, len);
 }
 
+/* ---- the handoff guard */
+
+/* nft's messages span lines; an event is one line. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if (*s == '\n' || *s == '\r' || *s == '\t')
+			*s = ' ';
+		else if (*s == '"')
+			*s = '\'';
+}
+
+static void guard_setup(struct daemon *d)
+{
+	char err[512];
+
+	d->guard_ok = nft_guard_setup(err, sizeof err) == 0;
+	if (!d->guard_ok) {
+		one_line(err);
+		log_event(LVL_WARN, "handoff.guard_unavailable", "error=\"%s\"", err);
+	}
+}
+
+static mono_t *guard_slot(struct daemon *d, const char *ifname)
+{
+	for (int i = 0; i < d->n_guards; i++)
+		if (strcmp(d->guards[i].ifname, ifname) == 0)
+			return &d->guards[i].until;
+	if (d->n_guards == (int)(sizeof d->guards / sizeof d->guards[0]))
+		return NULL;
+	snprintf(d->guards[d->n_guards].ifname, TND_IFNAME_MAX, "%s", ifname);
+	d->guards[d->n_guards].until = d->started + MS_TO_MONO(HANDOFF_GUARD_MS);
+	return &d->guards[d->n_guards++].until;
+}
+
+/* Whether another group this node holds has a VIP on interface `ifname`:
+ * traffic arriving there is then its own, and is not guarded. */
+static bool iface_held(const struct daemon *d, int gi, const char *ifname)
+{
+	for (int gj = 0; gj < d->conf->n_groups; gj++) {
+		if (gj == gi || !d->vips_on[gj])
+			continue;
+		for (int v = 0; v < d->conf->groups[gj].n_vips; v++)
+			if (strcmp(d->conf->groups[gj].vips[v].ifname, ifname) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* Guard (on) the interfaces of group gi's VIPs as this node gives the
+ * group up, or lift (!on) the guards that may still run on them as it
+ * takes the group. */
+static void handoff_guard(struct daemon *d, int gi, bool on, mono_t now)
+{
+	const struct tnd_group_conf *g = &d->conf->groups[gi];
+	const char *ifs[TND_VIPS_MAX];
+	mono_t *until[TND_VIPS_MAX];
+	char list[TND_VIPS_MAX * TND_IFNAME_MAX], err[512];
+	size_t off = 0;
+	int n = 0;
+
+	if (!d->guard_ok)
+		return;
+	for (int v = 0; v < g->n_vips; v++) {
+		const char *f = g->vips[v].ifname;
+		bool dup = false;
+		mono_t *u;
+
+		for (int i = 0; i < n; i++)
+			dup = dup || strcmp(ifs[i], f) == 0;
+		if (dup || (on && iface_held(d, gi, f)) || !(u = guard_slot(d, f)))
+			continue;
+		if (!on && *u <= now)
+			continue; /* nothing left to lift */
+		until[n] = u;
+		ifs[n++] = f;
+		off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", off ? "," : "", f);
+	}
+	if (n == 0)
+		return;
+	mono_t t0 = loop_now();
+	int r = nft_guard_set(ifs, n, on ? HANDOFF_GUARD_MS : 0, err, sizeof err);
+	long took_us = (long)((loop_now() - t0) / 1000);
+	if (r != 0) {
+		one_line(err);
+		log_event(LVL_ERROR, "handoff.guard_error", "group=%u interfaces=%s error=\"%s\"", g->id, list, err);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		*until[i] = on ? now + MS_TO_MONO(HANDOFF_GUARD_MS) : now;
+	log_event(LVL_INFO, "handoff.guard", "group=%u op=%s interfaces=%s ms=%d took_us=%ld", g->id,
+		  on ? "on" : "lift", list, on ? HANDOFF_GUARD_MS : 0, took_us);
+}
+
 static void vips_add(struct daemon *d, int gi, mono_t now)
 {
 	const struct tnd_group_conf *g = &d->conf->groups[gi];
@@ -273,6 +380,10 @@ static void vips_add(struct daemon *d, int gi, mono_t now)
 			rl_log(d, RL_NL, now, "op=announce interface=%s error=\"%s\"",
 			       g->vips[v].ifname, strerror(errno));
 	d->vips_on[gi] = true;
+	/* After the addresses and the first announcement: until the guard
+	 * is lifted, new connections here are dropped (and sent again), not
+	 * lost, while the flows already running do not wait for nftables. */
+	handoff_guard(d, gi, false, now);
 	d->announce_left[gi] = g->n_vips > 0 ? ANNOUNCE_REPEATS : 0;
 	d->announce_at[gi] = now + MS_TO_MONO(ANNOUNCE_INTERVAL_MS);
 }
@@ -436,10 +547,15 @@ static void perform(struct daemon *d, mono_t now)
 			gi = conf_group_index(d->conf, a->u.vips.group_id);
 			if (gi < 0)
 				break;
-			if (a->u.vips.add)
+			if (a->u.vips.add) {
 				vips_add(d, gi, now);
-			else
+			} else {
+				/* The guard first: a connection that reaches
+				 * this node between the two is only delayed. */
+				if (d->vips_on[gi])
+					handoff_guard(d, gi, true, now);
 				vips_del(d, gi);
+			}
 			break;
 		case ACT_HOOK:
 			act_hook(d, a);
@@ -851,9 +967,11 @@ static int cfg_apply(struct daemon *d, uint64_t gen, const uint8_t *blob, size_t
 			free(nc);
 			return TND_EIO;
 		}
-		if (t.ruleset_len > 0)
+		if (t.ruleset_len > 0) {
 			log_event(LVL_INFO, "config.ruleset", "gen=%" PRIu64 " bytes=%zu action=applied",
 				  gen, t.ruleset_len);
+			guard_setup(d); /* the ruleset may have flushed everything */
+		}
 		memcpy(d->rs_digest, rdg, sizeof rdg);
 		d->rs_applied = true;
 	}
@@ -1400,8 +1518,10 @@ static void finish_stop(struct daemon *d)
 		for (int i = 0; st && i < st->n_groups; i++)
 			if (st->groups[i].id == d->conf->groups[gi].id)
 				primary = st->groups[i].state == G_PRIMARY;
-		if (d->vips_on[gi] || primary)
+		if (d->vips_on[gi] || primary) {
+			handoff_guard(d, gi, true, now);
 			vips_del(d, gi);
+		}
 	}
 	free(st);
 	loop_stop(d->loop);
@@ -3443,6 +3563,7 @@ int main(int argc, char **argv)
 	if (!d->nl)
 		fatal("cannot open netlink: %s", strerror(errno));
 	remove_stale_vips(d);
+	guard_setup(d);
 
 	d->loop = loop_new();
 	if (!d->loop)
@@ -3508,6 +3629,7 @@ int main(int argc, char **argv)
 	for (int l = 0; l < d->n_links; l++)
 		close(d->udp_fd[l]);
 	nl_close(d->nl);
+	nft_guard_close();
 	loop_free(d->loop);
 	log_close();
 	sodium_memzero(&d->key, sizeof d->key);

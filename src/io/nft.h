@@ -26,4 +26,28 @@ int nft_validate(const char *ruleset, char *err, size_t err_len);
  * on an error nothing changed. An empty ruleset is a no-op. */
 int nft_apply(const char *ruleset, char *err, size_t err_len);
 
+/* The handoff guard. In the moments after a node gives up a group, hosts
+ * whose neighbour cache still points at it send it new connections; it
+ * would forward and NAT them with state the new primary never sees, and
+ * the connection would stall. The guard is a table of Tandem's own, apart
+ * from the cluster ruleset:
+ *     table inet tandemd-handoff {
+ *         set ifaces { type ifname; flags timeout; }
+ *         chain forward { type filter hook forward priority filter - 5;
+ *             iifname @ifaces ct state new counter drop } }
+ * A dropped first packet is sent again by its host (a TCP SYN after 1 s),
+ * by then to the new primary. The set's elements expire in the kernel,
+ * so a guard outlives neither its timeout nor a daemon that died. */
+#define NFT_GUARD_TABLE "tandemd-handoff"
+/* Create the table, set and chain if missing, keeping the set's elements
+ * (a restarted daemon keeps the guards of the one before). Again after
+ * the cluster ruleset was applied: it may have flushed the whole ruleset. */
+int nft_guard_setup(char *err, size_t err_len);
+/* Free the guard's nftables context (the kernel objects stay). */
+void nft_guard_close(void);
+/* Guard interfaces ifnames[0..n) for timeout_ms from now (restarting a
+ * running guard), or lift their guards (timeout_ms 0; no error if there
+ * were none). One transaction. TND_EINVAL for a name nft cannot quote. */
+int nft_guard_set(const char *const *ifnames, int n, unsigned timeout_ms, char *err, size_t err_len);
+
 #endif
