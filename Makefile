@@ -13,7 +13,7 @@ ifneq ($(VERSION),$(FILE_VERSION))
 B_SUFFIX := -$(VERSION)
 endif
 CC ?= cc
-PKGS := libsodium libfyaml libmnl jansson libnetfilter_conntrack sqlite3 libnftables libarchive
+PKGS := libsodium libfyaml libmnl jansson libnetfilter_conntrack sqlite3 libnftables libarchive libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -38,7 +38,9 @@ CORE_SRC := $(wildcard src/core/*.c) $(wildcard src/conf/*.c)
 IO_SRC   := $(wildcard src/io/*.c) $(wildcard src/api/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
-IO_OBJ   := $(IO_SRC:%.c=$(B)/%.o)
+# The dashboard (www/) is built into tandemd as C arrays.
+WWW_FILES := $(wildcard www/*)
+IO_OBJ   := $(IO_SRC:%.c=$(B)/%.o) $(B)/gen/www_data.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -57,6 +59,12 @@ deps:
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/gen/www_data.c: tools/embed.py $(WWW_FILES)
+	@mkdir -p $(dir $@)
+	python3 tools/embed.py www $@
+$(B)/gen/www_data.o: $(B)/gen/www_data.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/libcore.a: $(CORE_OBJ)
 	ar rcs $@ $^
