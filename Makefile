@@ -78,7 +78,9 @@ $(B)/tandemctl: $(CLI_OBJ) $(B)/libio.a $(B)/libcore.a
 $(B)/tandem-probe: $(B)/tools/probe.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 
-$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(B)/libcore.a
+# libio.a too: a unit test of a pure renderer in src/api (metrics) pulls
+# only the objects it references.
+$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(B)/libio.a $(B)/libcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 # The netlink driver and hook runner, checked against a real kernel inside
