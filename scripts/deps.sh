@@ -11,6 +11,7 @@ PKGS=(
   libarchive-dev libcmocka-dev
   iproute2 nftables conntrack iputils-ping procps psmisc jq python3 patch
   keepalived conntrackd
+  prometheus
 )
 
 missing=()
@@ -28,8 +29,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >&2
 apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 # keepalived and conntrackd are installed only so benchmarks can compare
-# against them; their packaged services must not run on the host.
-for s in keepalived conntrackd; do
+# against them, prometheus only for its promtool (tests/api/promcheck.sh
+# checks GET /metrics); their packaged services must not run on the host.
+for s in keepalived conntrackd prometheus; do
   systemctl disable --now "$s" >/dev/null 2>&1 || true
   pkill -x "$s" >/dev/null 2>&1 || true
 done
