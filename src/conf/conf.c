@@ -47,6 +47,7 @@
 #define DEF_SYNC_TIMEOUT_S 300
 #define DEF_CPU_MAX_PERCENT 80
 #define DEF_TOKEN_FILE "/etc/tandem/api.token"
+#define DEF_IMAGES_DIR "/var/lib/tandem/incoming"
 #define DEF_GROUP0_PRIORITY 100
 #define DAY_S 86400
 
@@ -1724,14 +1725,16 @@ static void do_upgrade(struct pctx *p, struct ynode *n)
 
 static void do_api(struct pctx *p, struct ynode *n)
 {
-	static const struct field f[] = {{"http", false}, {"token_file", false}};
+	static const struct field f[] = {{"http", false},     {"token_file", false},
+					 {"tls_cert", false}, {"tls_key", false},
+					 {"images_dir", false}, {"probe_file", false}};
 	struct tnd_conf *c = p->c;
-	struct ynode *v[2];
+	struct ynode *v[6];
 	struct ynode *m = section(p, n, "api", false, "a mapping");
 
 	if (!m)
 		return;
-	map_fields(p, m, "api", f, 2, v);
+	map_fields(p, m, "api", f, 6, v);
 	if (v[0] && v[0]->type != Y_ALIAS) {
 		if (v[0]->type == Y_NULL) {
 			memset(c->api_http, 0, sizeof c->api_http);
@@ -1747,6 +1750,20 @@ static void do_api(struct pctx *p, struct ynode *n)
 	if (v[1])
 		get_str(p, v[1], "api.token_file", S_PATH, false, c->api_token_file,
 			sizeof c->api_token_file);
+	if (v[2])
+		get_str(p, v[2], "api.tls_cert", S_ABSPATH, true, c->api_tls_cert, sizeof c->api_tls_cert);
+	if (v[3])
+		get_str(p, v[3], "api.tls_key", S_ABSPATH, true, c->api_tls_key, sizeof c->api_tls_key);
+	if (v[4])
+		get_str(p, v[4], "api.images_dir", S_ABSPATH, false, c->api_images_dir,
+			sizeof c->api_images_dir);
+	if (v[5])
+		get_str(p, v[5], "api.probe_file", S_ABSPATH, true, c->api_probe_file,
+			sizeof c->api_probe_file);
+	/* A certificate without its key (or the reverse) is a mistake, not
+	 * a request for plain HTTP. */
+	if ((c->api_tls_cert[0] != 0) != (c->api_tls_key[0] != 0))
+		perr(p, v[2] ? v[2] : v[3], "api.tls_cert and api.tls_key go together: set both for HTTPS, or neither");
 }
 
 static void validate(struct pctx *p, struct ynode *root)
@@ -1793,6 +1810,7 @@ static void conf_defaults(struct tnd_conf *c, const char *name)
 	c->upgrade_cpu_max_percent = DEF_CPU_MAX_PERCENT;
 	c->upgrade_failback = true;
 	snprintf(c->api_token_file, sizeof c->api_token_file, "%s", DEF_TOKEN_FILE);
+	snprintf(c->api_images_dir, sizeof c->api_images_dir, "%s", DEF_IMAGES_DIR);
 }
 
 /* Tab characters are refused before the YAML parser sees the text: YAML
@@ -2081,6 +2099,14 @@ int conf_print(const struct tnd_conf *c, FILE *f)
 	emit_opt(f, c->api_http, false);
 	fputs("\n  token_file: ", f);
 	emit_str(f, c->api_token_file, false);
+	fputs("\n  tls_cert: ", f);
+	emit_opt(f, c->api_tls_cert, false);
+	fputs("\n  tls_key: ", f);
+	emit_opt(f, c->api_tls_key, false);
+	fputs("\n  images_dir: ", f);
+	emit_str(f, c->api_images_dir, false);
+	fputs("\n  probe_file: ", f);
+	emit_opt(f, c->api_probe_file, false);
 	fputc('\n', f);
 	return ferror(f) ? TND_EIO : TND_OK;
 }

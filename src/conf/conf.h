@@ -76,6 +76,10 @@ struct tnd_conf {
 
 	char api_http[TND_NAME_MAX];        /* "" = no HTTP listener; "host:port" */
 	char api_token_file[TND_PATH_MAX];  /* default /etc/tandem/api.token */
+	char api_tls_cert[TND_PATH_MAX];    /* "" = plain HTTP; with api_tls_key */
+	char api_tls_key[TND_PATH_MAX];
+	char api_images_dir[TND_PATH_MAX];  /* default /var/lib/tandem/incoming */
+	char api_probe_file[TND_PATH_MAX];  /* "" = none: a tandem-probe --status-file */
 };
 
 /* Parse and validate YAML text. `name` is used in diagnostics. Returns 0
