@@ -12,6 +12,7 @@ PKGS=(
   iproute2 nftables conntrack iputils-ping procps psmisc jq python3 patch
   keepalived conntrackd
   prometheus
+  chromium nodejs
 )
 
 missing=()
