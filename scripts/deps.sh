@@ -10,6 +10,7 @@ PKGS=(
   libfyaml-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev
   libarchive-dev libcmocka-dev
   iproute2 nftables conntrack iputils-ping procps psmisc jq python3 patch
+  curl openssl ca-certificates
   keepalived conntrackd
   prometheus
   chromium nodejs
