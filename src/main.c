@@ -36,6 +36,8 @@
 #include <unistd.h>
 
 #include "api/ctl.h"
+#include "api/http.h"
+#include "api/metrics.h"
 #include "api/status.h"
 #include "core/boot.h"
 #include "conf/conf.h"
@@ -115,6 +117,8 @@ struct daemon {
 	struct nl *nl;
 	struct loop *loop;
 	struct ctl *ctl;
+	struct http *http; /* NULL: no api.http, or it could not listen */
+	bool http_restart; /* the api settings changed: restart from the timer */
 	int n_links;
 	int udp_fd[TND_LINKS_MAX];
 	struct link_ctx lctx[TND_LINKS_MAX];
@@ -856,6 +860,8 @@ static void vip_one(struct daemon *d, uint8_t gid, const struct tnd_vip *vip, bo
 
 static void sess_start(struct daemon *d, mono_t now);
 static void sess_stop(struct daemon *d);
+static bool api_conf_eq(const struct tnd_conf *a, const struct tnd_conf *b);
+static void http_start(struct daemon *d);
 static int session_group_index(const struct tnd_conf *c, int self);
 static void feed_initial_ifaces(struct daemon *d);
 
@@ -900,6 +906,8 @@ static void cfg_switch(struct daemon *d, struct tnd_conf *nc, mono_t now)
 	d->conf = nc;
 	d->sess_gi = sgi;
 	ctl_set_conf(d->ctl, nc);
+	/* Not here: this may run inside an HTTP request's handler. */
+	d->http_restart |= !api_conf_eq(old, nc);
 	upg_conf_changed(d); /* the upgrade core reads the upgrade settings */
 	memcpy(d->vips_on, on, sizeof on);
 	memcpy(d->announce_left, left, sizeof left);
@@ -1609,6 +1617,7 @@ static void on_log_event(const struct log_entry *e, void *arg)
 	struct daemon *d = arg;
 
 	ctl_publish(d->ctl, e);
+	http_publish(d->http, e);
 }
 
 /* ---- versions: images, A/B, restart, self-confirmation (issue 4) ---------
@@ -1873,6 +1882,12 @@ static void on_img_tick(struct loop *l, int fd, uint32_t events, void *arg)
 		img_helper_done(d, true);
 	img_confirm_check(d, now);
 	upg_slow_tick(d, now);
+	if (d->http_restart) {
+		d->http_restart = false;
+		http_close(d->http);
+		d->http = NULL;
+		http_start(d);
+	}
 }
 
 /* Write the configuration this node runs (the cluster's committed
@@ -2079,6 +2094,53 @@ static json_t *img_status(void *arg)
 	if (st && d->upg)
 		json_object_set_new(st, "upgrade", upg_summary_json(d));
 	return st;
+}
+
+/* ---- the HTTP API (src/api/http.h) ------------------------------------ */
+
+static json_t *upg_status_json(struct daemon *d);
+
+/* GET /metrics: the status document, with the configuration report in
+ * its `config status` detail, and the upgrade's status. */
+static char *http_metrics(void *arg, size_t *len)
+{
+	struct daemon *d = arg;
+	json_t *st = img_status(d), *up = d->upg ? upg_status_json(d) : NULL;
+	struct status_ctx sc = { .conf = d->conf, .self = d->self, .cfg = d->cfg };
+	char *text = NULL;
+
+	if (st) {
+		json_object_set_new(st, "config", status_config_json(&sc, true));
+		text = metrics_render(st, up, len);
+	}
+	json_decref(st);
+	json_decref(up);
+	return text;
+}
+
+/* Listen when api.http is set. The API failing to start never stops the
+ * node: the cluster matters more than its web page; the event says why. */
+static void http_start(struct daemon *d)
+{
+	struct http_ops ops = { .metrics = http_metrics, .arg = d };
+	char err[TND_PATH_MAX + 200];
+
+	if (!d->conf->api_http[0])
+		return;
+	d->http = http_open(d->conf, d->loop, d->ctl, &ops, err, sizeof err);
+	if (!d->http)
+		log_event(LVL_ERROR, "api.error", "address=%s error=\"%s\"", d->conf->api_http, err);
+	else
+		log_event(LVL_INFO, "api.listen", "address=%s tls=%s", d->conf->api_http,
+			  d->conf->api_tls_cert[0] ? "yes" : "no");
+}
+
+static bool api_conf_eq(const struct tnd_conf *a, const struct tnd_conf *b)
+{
+	return strcmp(a->api_http, b->api_http) == 0 && strcmp(a->api_token_file, b->api_token_file) == 0 &&
+	       strcmp(a->api_tls_cert, b->api_tls_cert) == 0 && strcmp(a->api_tls_key, b->api_tls_key) == 0 &&
+	       strcmp(a->api_images_dir, b->api_images_dir) == 0 &&
+	       strcmp(a->api_probe_file, b->api_probe_file) == 0;
 }
 
 /* ---- in-service upgrade (issue 5) ----------------------------------------
@@ -2924,6 +2986,19 @@ static json_t *ctl_upgrade(void *arg, json_t *req, uint32_t token, bool *deferre
 			return upg_err("usage", "\"force\", \"disruptive\" and \"no_failback\" must be true or false");
 		if (!file || file[0] != '/' || strlen(file) >= TND_PATH_MAX)
 			return upg_err("usage", "upgrade plan and start need \"image\": the image's absolute path");
+		/* A start while one runs is refused at once, not after the
+		 * image check: this node may be restarted by the running
+		 * upgrade before that check ends. */
+		const struct upg_journal *rj = upg_journal_get(d->upg->core);
+		if (op[0] == 's' && (rj->state == UPG_RUNNING || rj->state == UPG_ABORTING)) {
+			json_t *res;
+			snprintf(msg, sizeof msg, "upgrade %llu is %s", (unsigned long long)rj->id,
+				 upg_state_name(rj->state));
+			res = upg_err("refused", msg);
+			json_object_set_new(res, "checks", json_pack("[{s:s,s:b,s:s}]", "code", "E_UPGRADE_RUNNING",
+								     "ok", 0, "message", msg));
+			return res;
+		}
 		log_event(LVL_INFO, "admin.request", "cmd=upgrade_%s image=%s force=%d disruptive=%d no_failback=%d",
 			  op, log_kv_quote(file, msg, sizeof msg), o.force, o.disruptive, o.no_failback);
 		if (!d->conf->upgrade_failback)
@@ -3599,6 +3674,7 @@ int main(int argc, char **argv)
 			fatal("control socket: %s", err);
 		log_set_listener(on_log_event, d);
 	}
+	http_start(d);
 	img_init(d, worker_fd >= 0);
 	upg_init(d, seed ^ 0x5bd1e995u);
 	if (loop_add(d->loop, nl_link_fd(d->nl), EPOLLIN, on_nl, d) != 0)
@@ -3619,6 +3695,7 @@ int main(int argc, char **argv)
 	upg_close(d);
 	r = img_close(d);
 	log_set_listener(NULL, NULL);
+	http_close(d->http);
 	ctl_close(d->ctl);
 	sessions_close(d->sess);
 	cfgsync_free(d->cfg);

@@ -30,6 +30,14 @@ struct ctl_client {
 	size_t out_len, out_cap;
 };
 
+/* An external request waiting for its deferred answer. */
+struct ctl_ext {
+	uint32_t wait_token; /* 0: free */
+	uint64_t tag;
+	bool in_dispatch;
+	json_t *sync_res;
+};
+
 struct ctl {
 	int lfd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -39,6 +47,10 @@ struct ctl {
 	uint32_t serial; /* for deferred-answer tokens */
 	struct ctl_ops ops;
 	struct ctl_client cl[CTL_CLIENTS_MAX];
+	/* Token slots CTL_CLIENTS_MAX.. are the external requests'. */
+	struct ctl_ext ext[CTL_EXT_MAX];
+	ctl_ext_done_fn ext_done;
+	void *ext_arg;
 };
 
 static void client_drop(struct ctl *c, struct ctl_client *cl)
@@ -360,6 +372,17 @@ static json_t *dispatch(struct ctl *c, json_t *req, bool *follow, uint32_t token
 	return err_json("usage", msg);
 }
 
+/* Token: the slot in the low byte, a serial above it, so an answer for a
+ * client that left never reaches the slot's next user. */
+static uint32_t new_token(struct ctl *c, uint32_t slot)
+{
+	uint32_t token = slot | (++c->serial << 8);
+
+	if (token >> 8 == 0)
+		token = slot | (++c->serial << 8);
+	return token;
+}
+
 /* Handle one request line. Returns false when the client was dropped. */
 static bool handle_line(struct ctl *c, struct ctl_client *cl, const char *line, size_t len)
 {
@@ -378,11 +401,7 @@ static bool handle_line(struct ctl *c, struct ctl_client *cl, const char *line, 
 		snprintf(msg, sizeof msg, "request is not valid JSON: %s", jerr.text);
 		return client_send_json(c, cl, err_json("usage", msg));
 	}
-	/* Token: the client's slot in the low byte, a serial above it, so an
-	 * answer for a client that left never reaches the slot's next user. */
-	token = (uint32_t)(cl - c->cl) | (++c->serial << 8);
-	if (token >> 8 == 0)
-		token = (uint32_t)(cl - c->cl) | (++c->serial << 8);
+	token = new_token(c, (uint32_t)(cl - c->cl));
 	/* A deferred answer may come while the request is being handled
 	 * (the daemon decided at once): ctl_reply() keeps it in sync_res
 	 * for this function to send, rather than re-entering the input. */
@@ -538,10 +557,70 @@ static void on_listen(struct loop *l, int fd, uint32_t events, void *arg)
 	}
 }
 
+void ctl_set_external(struct ctl *c, ctl_ext_done_fn done, void *arg)
+{
+	c->ext_done = done;
+	c->ext_arg = arg;
+}
+
+json_t *ctl_request(struct ctl *c, json_t *req, uint64_t tag)
+{
+	struct ctl_ext *x = NULL;
+	bool follow = false, deferred = false;
+	json_t *res;
+
+	for (int i = 0; i < CTL_EXT_MAX && !x; i++)
+		if (c->ext[i].wait_token == 0)
+			x = &c->ext[i];
+	if (!x)
+		return err_json("failed", "too many requests waiting for an answer; try again");
+	x->wait_token = new_token(c, (uint32_t)(CTL_CLIENTS_MAX + (x - c->ext)));
+	x->tag = tag;
+	x->in_dispatch = true;
+	res = json_is_object(req) ? dispatch(c, req, &follow, x->wait_token, &deferred)
+				  : err_json("usage", "request must be a JSON object");
+	x->in_dispatch = false;
+	if (x->sync_res) {
+		json_decref(res);
+		res = x->sync_res;
+		x->sync_res = NULL;
+		deferred = false;
+	}
+	if (deferred && !res)
+		return NULL; /* ctl_reply() answers through ext_done */
+	x->wait_token = 0;
+	return res ? res : err_json("failed", "out of memory");
+}
+
+static void ext_reply(struct ctl *c, uint32_t token, json_t *res)
+{
+	struct ctl_ext *x = &c->ext[(token & 0xff) - CTL_CLIENTS_MAX];
+
+	if (x->wait_token != token) {
+		json_decref(res);
+		return;
+	}
+	if (x->in_dispatch) {
+		json_decref(x->sync_res);
+		x->sync_res = res;
+		return;
+	}
+	x->wait_token = 0;
+	if (c->ext_done)
+		c->ext_done(c->ext_arg, x->tag, res);
+	else
+		json_decref(res);
+}
+
 void ctl_reply(struct ctl *c, uint32_t token, json_t *res)
 {
 	struct ctl_client *cl;
 
+	if (c && token != 0 && (token & 0xff) >= CTL_CLIENTS_MAX &&
+	    (token & 0xff) < CTL_CLIENTS_MAX + CTL_EXT_MAX) {
+		ext_reply(c, token, res);
+		return;
+	}
 	if (!c || token == 0 || (token & 0xff) >= CTL_CLIENTS_MAX) {
 		json_decref(res);
 		return;

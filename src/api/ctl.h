@@ -74,6 +74,18 @@ void ctl_set_conf(struct ctl *c, const struct tnd_conf *conf);
 /* Stream one event to every following client. */
 void ctl_publish(struct ctl *c, const struct log_entry *e);
 
+/* Requests from another front end (the HTTP API), handled by the same
+ * dispatcher as the socket's lines so the two never disagree. At most
+ * CTL_EXT_MAX wait for a deferred answer at once. */
+#define CTL_EXT_MAX 32
+/* The deferred answer to the external request tagged `tag` (takes `res`). */
+typedef void (*ctl_ext_done_fn)(void *arg, uint64_t tag, json_t *res);
+void ctl_set_external(struct ctl *c, ctl_ext_done_fn done, void *arg);
+/* Dispatch `req` (borrowed; "follow" is not honoured). Returns the answer
+ * (a new reference), or NULL when it is deferred: done(arg, tag, res) then
+ * comes later, never from inside this call. */
+json_t *ctl_request(struct ctl *c, json_t *req, uint64_t tag);
+
 #define CTL_DEFAULT_PATH "/run/tandem/tandemd.sock"
 /* The socket path when --socket is not given: $TANDEM_SOCKET, else the
  * default (SPEC section 2). Inline: tandemctl shares it without libio. */

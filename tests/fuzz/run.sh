@@ -22,6 +22,7 @@ for src in tests/fuzz/fuzz_*.c; do
 	netlink) extra="src/io/nl.c" ;;
 	ctrec) extra="src/io/ct.c $(pkg-config --libs libnetfilter_conntrack)" ;;
 	image) extra="src/io/image.c src/io/state.c $(pkg-config --libs libarchive)" ;;
+	route) extra="src/api/route.c" ;;
 	esac
 	echo "== fuzz $short: build"
 	# shellcheck disable=SC2086
