@@ -122,9 +122,17 @@ function morphNode(from, to) {
 	morph(from, to);
 }
 
+// The server's Content-Security-Policy (style-src 'self') forbids style
+// attributes, so a bar's width travels as data-width and is set through
+// the CSSOM, which the policy allows.
 function render(sel, ...kids) {
 	const live = $(sel);
-	if (live) morph(live, h('div', null, ...kids));
+	if (!live) return;
+	morph(live, h('div', null, ...kids));
+	for (const el of live.querySelectorAll('[data-width]')) {
+		const w = `${Math.max(0, Math.min(100, Number(el.dataset.width) || 0))}%`;
+		if (el.style.width !== w) el.style.width = w;
+	}
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -459,7 +467,7 @@ function drawOverview() {
 			const lost = n.state !== 'alive';
 			return h('div', { class: `node ${lost ? 'lost' : ''}`, 'data-testid': `node-${n.node}`, 'data-state': n.state, 'data-key': n.node },
 				h('div', { class: 'node-head' },
-					h('span', { class: 'node-name' }, n.node, n.self ? h('span', { class: 'tag', style: 'margin-left:8px' }, 'serving this page') : null),
+					h('span', { class: 'node-name' }, n.node, n.self ? h('span', { class: 'tag tag-self' }, 'serving this page') : null),
 					badge(n.maintenance ? 'maintenance' : n.state, lost ? 'bad' : n.maintenance ? 'warn' : 'good', { 'data-testid': `node-${n.node}-state` })),
 				h('dl', { class: 'node-meta' },
 					h('dt', null, 'Version'), h('dd', { 'data-testid': `node-${n.node}-version` }, n.version || '—'),
@@ -511,8 +519,8 @@ function drawOverview() {
 				h('dt', null, 'Sync'), h('dd', null, ses.sync === 'off' ? badge('off', '') : ses.in_sync ? badge('in sync', 'good') : badge('syncing', 'warn'),
 					ses.role ? h('span', { class: 'muted' }, ` ${c.node} is ${ses.role}${ses.source ? `, source ${ses.source}` : ''}`) : null),
 				h('dt', null, 'Sessions'), h('dd', null, `${ses.count ?? '—'}`),
-				bulk.active ? [h('dt', null, 'Bulk sync'), h('dd', null, `${bulk.records} / ${bulk.total}`, h('div', { class: 'progress' }, h('span', { style: `width:${bulk.total ? Math.min(100, (100 * bulk.records) / bulk.total) : 0}%` })))] : null),
-			peersSync.length ? h('table', { style: 'margin-top:10px' },
+				bulk.active ? [h('dt', null, 'Bulk sync'), h('dd', null, `${bulk.records} / ${bulk.total}`, h('div', { class: 'progress' }, h('span', { 'data-width': bulk.total ? Math.min(100, (100 * bulk.records) / bulk.total) : 0 })))] : null),
+			peersSync.length ? h('table', { class: 'spaced' },
 				h('thead', null, h('tr', null, h('th', null, 'Peer'), h('th', null, 'State'), h('th', { class: 'num' }, 'Sessions'), h('th', { class: 'num' }, 'Backlog'), h('th', { class: 'num' }, 'Lag'))),
 				h('tbody', null, peersSync.map((p) => h('tr', { 'data-key': p.node },
 					h('td', null, p.node),
@@ -525,7 +533,7 @@ function drawOverview() {
 		h('div', { class: 'card-head' }, h('h2', null, 'Alarms')),
 		alarms.map((a) => h('div', { class: 'alarm' }, typeof a === 'object' && a ? Object.entries(a).map(([k, v]) => `${k}=${fmtValue(v)}`).join('  ') : String(a)))) : null;
 
-	const upBanner = (u.state === 'running' || u.state === 'aborting') ? h('div', { class: 'alarm', style: 'background:var(--blue-soft);color:var(--blue)' },
+	const upBanner = (u.state === 'running' || u.state === 'aborting') ? h('div', { class: 'alarm alarm-info' },
 		`Upgrade ${u.from} → ${u.to} ${u.state}: ${u.phase || ''}. `, h('a', { href: '#/upgrade' }, 'Follow it on the upgrade page')) : null;
 
 	render('#overview', upBanner, summary, alarmCard, groups, h('div', { class: 'grid-2' }, nodeCards, sync));
@@ -620,10 +628,10 @@ function drawUpgradeStatus() {
 				u.image ? h('span', null, h('span', { class: 'muted' }, 'Image'), `${fmtBytes(u.image.bytes)}${u.image.digest ? ` · ${String(u.image.digest).slice(0, 12)}` : ''}`) : null,
 				flags.length ? h('span', null, h('span', { class: 'muted' }, 'Options'), flags.join(', ')) : null),
 		steps.length ? h('div', { class: `bar-outer ${state === 'completed' ? 'good' : state === 'failed' ? 'bad' : ''}`, 'data-testid': 'upgrade-progress', 'data-done': done, 'data-total': steps.length, title: `${done} of ${steps.length} steps` },
-			h('span', { style: `width:${steps.length ? (100 * done) / steps.length : 0}%` })) : null,
+			h('span', { 'data-width': steps.length ? (100 * done) / steps.length : 0 })) : null,
 		u.error ? h('div', { class: 'error-box', 'data-testid': 'upgrade-error' },
 			h('div', null, h('strong', null, u.error.code || 'error'), ' ', u.error.message || ''),
-			u.error.recovery ? h('div', { style: 'margin-top:4px' }, h('span', { style: 'font-weight:600' }, 'Recovery: '), u.error.recovery) : null) : null);
+			u.error.recovery ? h('div', { class: 'recovery' }, h('strong', null, 'Recovery: '), u.error.recovery) : null) : null);
 
 	const nodes = (u.nodes || []).length ? h('div', { class: 'card' },
 		h('div', { class: 'card-head' }, h('h2', null, 'Nodes')),
@@ -664,7 +672,7 @@ function drawPlan() {
 			allOk ? badge('every check passed', 'good') : badge(failed.length ? `${failed.length} check${failed.length > 1 ? 's' : ''} failed` : 'refused', 'bad'),
 			b.image && b.image.version ? h('span', { class: 'muted' }, `${b.from || '?'} → ${b.image.version}${b.disruptive ? ' (disruptive)' : ''}`) : null),
 		!allOk && b.error ? h('p', { class: 'dialog-error' }, b.error) : null,
-		checks.length ? h('ul', { class: 'checks', style: 'margin-top:10px' }, [...failed, ...checks.filter((c) => c.ok !== false)].map((c) =>
+		checks.length ? h('ul', { class: 'checks spaced' }, [...failed, ...checks.filter((c) => c.ok !== false)].map((c) =>
 			h('li', { class: c.ok === false ? 'failed' : '', 'data-testid': `plan-check-${c.code}`, 'data-ok': String(c.ok !== false) },
 				h('span', { class: c.ok === false ? 'fail' : 'ok' }, c.ok === false ? '✕' : '✓'),
 				h('span', null, h('code', null, c.code), c.message || '')))) : null,
@@ -685,7 +693,7 @@ function drawInstalled() {
 			h('dt', null, 'Active'), h('dd', null, im.active || '—', im.confirmed === false ? badge('on trial', 'warn') : null),
 			h('dt', null, 'Previous'), h('dd', null, im.previous || '—'),
 			(im.peers || []).map((p) => [h('dt', null, p.node), h('dd', null, `${p.version || '—'} (${p.state})`)])),
-		inst.length ? h('table', { style: 'margin-top:10px' },
+		inst.length ? h('table', { class: 'spaced' },
 			h('thead', null, h('tr', null, h('th', null, 'Version'), h('th', null, 'Role'), h('th', null, 'Installed'))),
 			h('tbody', null, inst.map((i) => h('tr', { 'data-key': i.version }, h('td', { class: 'mono' }, i.version), h('td', null, i.role || ''), h('td', { class: 'muted small' }, fmtDate(toDate(i.installed_at))))))) : null));
 }
@@ -717,7 +725,7 @@ function drawProbe() {
 		tiles,
 		h('span', { 'data-testid': 'probe-lost', hidden: true }, `${lost ?? ''}`),
 		h('details', { class: 'probe-extra' }, h('summary', null, 'Every figure'),
-			h('dl', { class: 'kv', style: 'margin-top:8px' }, scalars.map(([k, v]) => [h('dt', null, k), h('dd', { class: 'mono' }, fmtValue(v))])))));
+			h('dl', { class: 'kv spaced' }, scalars.map(([k, v]) => [h('dt', null, k), h('dd', { class: 'mono' }, fmtValue(v))])))));
 }
 
 function tile(label, value, note, tone, testid) {

@@ -113,7 +113,11 @@ ctx.setDefaultTimeout(10000);
 const pageErrors = [];
 const main = await ctx.newPage();
 const events = await ctx.newPage();
-for (const p of [main, events]) p.on('pageerror', (e) => pageErrors.push(e.message));
+for (const p of [main, events]) {
+	p.on('pageerror', (e) => pageErrors.push(e.message));
+	// The API's Content-Security-Policy must not block anything the page does.
+	p.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) pageErrors.push(m.text()); });
+}
 
 try {
 	// ---- (1) the overview ------------------------------------------------
@@ -169,7 +173,11 @@ try {
 	check('(4) events page: the event shows its cause (reason=...)', /reason=\S+/.test(cause), cause);
 	check('(4) events page: its time and node shown', await events.$$eval('[data-testid="event-row"][data-event="group.state"]', (rows) =>
 		rows.some((r) => /\d\d:\d\d:\d\d\.\d{3}/.test(r.querySelector('.ev-time').textContent) && r.querySelector('.ev-node').textContent === 'gw1')));
+	await events.fill(tid('events-filter'), 'group.state');
+	const filtered = await events.$$eval('[data-testid="event-row"]', (rows) => rows.filter((r) => !r.hidden).map((r) => r.dataset.event));
+	check('(4) events page: the filter keeps only matching events', filtered.length > 0 && filtered.every((e) => e === 'group.state'), `${filtered.length} shown`);
 	await shot(events, 'events-failover');
+	await events.fill(tid('events-filter'), '');
 
 	// The manual flag cleared by a click: preemption brings group 1 home.
 	const reset = await main.$(tid('failover-group-1-reset'));
@@ -213,7 +221,12 @@ try {
 			conn: document.querySelector('[data-testid="conn-state"]')?.dataset.state,
 			steps: [...document.querySelectorAll('[data-testid^="upgrade-step-"]')].map((e) => [e.dataset.testid, e.dataset.status]),
 			nodes: [...document.querySelectorAll('[data-testid^="upgrade-node-"][data-state]')].map((e) => [e.dataset.testid, e.dataset.state]),
+			bar: (() => {
+				const o = document.querySelector('[data-testid="upgrade-progress"]');
+				return o ? o.firstElementChild.getBoundingClientRect().width / o.getBoundingClientRect().width : null;
+			})(),
 		}));
+		if (snap.state === 'running' && snap.bar > 0.05 && snap.bar < 0.95) seen.partialBar = true;
 		if (snap.state) seen.states.add(snap.state);
 		if (snap.conn === 'down') seen.down = true;
 		for (const [k, v] of snap.steps) { if (!seen.steps.has(k)) seen.steps.set(k, new Set()); seen.steps.get(k).add(v); }
@@ -233,6 +246,7 @@ try {
 	log(`seen: states ${[...seen.states].join(',')}; steps ${steps.map(([k, v]) => `${k.slice(13)}:${[...v].join('/')}`).join(' ')}; nodes ${[...seen.nodes.entries()].map(([k, v]) => `${k.slice(13)}:${[...v].join('/')}`).join(' ')}; page lost the node for a while: ${seen.down}`);
 	check('(3) upgrade: the page showed it running', seen.states.has('running'));
 	check('(3) upgrade: steps seen done while others were pending', seen.progressWhileRunning);
+	check('(3) upgrade: the progress bar seen part-way', !!seen.partialBar);
 	check('(3) upgrade: steps seen running', steps.filter(([, v]) => v.has('running')).length >= 2, `${steps.filter(([, v]) => v.has('running')).length} steps`);
 	check('(3) upgrade: a node seen between pending and upgraded', [...seen.nodes.values()].some((v) => [...v].some((s) => !['pending', 'upgraded'].includes(s))));
 	check('(3) upgrade: the page shows it completed', ended === 'completed', ended || 'no end');
