@@ -315,7 +315,8 @@ static bool sse_append(struct sse *s, const char *text, size_t n)
 		return false;
 	}
 	if (s->len + n > s->cap) {
-		memmove(s->buf, s->buf + s->off, s->len - s->off);
+		if (s->buf && s->off > 0)
+			memmove(s->buf, s->buf + s->off, s->len - s->off);
 		s->len -= s->off;
 		s->off = 0;
 		size_t cap = s->cap ? s->cap : 4096;

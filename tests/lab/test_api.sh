@@ -220,4 +220,22 @@ lab_expect "(g) step durations exported" "$(grep -c '^tandem_upgrade_step_durati
 r=$(api 1 POST /api/cluster/upgrade/finalize)
 lab_expect "(g) finalize" "$(code "$r")" == 200
 
+echo "(h) HTTPS once a certificate is configured (a live configuration change)" >&2
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=tandem-lab \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$LAB_DIR/api.key" -out "$LAB_DIR/api.crt" >/dev/null 2>&1 ||
+	lab_fail "(h) openssl could not make a certificate"
+chmod 600 "$LAB_DIR/api.key"
+tlsyaml=$( (cat "$LAB_DIR/tandem.yaml"; echo "  tls_cert: $LAB_DIR/api.crt"; echo "  tls_key: $LAB_DIR/api.key") | jq -Rs .)
+r=$(api 1 POST /api/cluster/config "{\"yaml\":$tlsyaml}")
+lab_expect "(h) config apply with tls_cert and tls_key" "$(code "$r") $(body "$r" | jq -r .ok)" == "200 true"
+https_ok() { lab_nsexec "gw$1" curl -sS -m 3 --cacert "$LAB_DIR/api.crt" "https://$API/api/cluster" 2>/dev/null | jq -r .node; }
+lab_wait_until 5 test "$(https_ok 1)" = gw1
+lab_expect "(h) gw1 over HTTPS, certificate verified" "$(https_ok 1)" == gw1
+lab_wait_until 5 test "$(https_ok 2)" = gw2
+lab_expect "(h) gw2 over HTTPS" "$(https_ok 2)" == gw2
+lab_expect "(h) plain HTTP no longer answers" "$(lab_nsexec gw1 curl -s -m 3 -o /dev/null -w '%{http_code}' "http://$API/api/cluster" 2>/dev/null)" != 200
+r=$(lab_nsexec gw1 curl -sS -m 5 --cacert "$LAB_DIR/api.crt" -X POST -H "Authorization: Bearer $TOKEN" \
+	-H 'Content-Type: application/json' --data '{"group":1,"reset":true}' "https://$API/api/cluster/failover" | jq -r .ok)
+lab_expect "(h) a write over HTTPS" "$r" == true
+
 lab_finish
