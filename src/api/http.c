@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -51,6 +52,7 @@ struct hreq {
 	char *body;
 	size_t len, cap;
 	bool too_large;
+	mono_t t0; /* the headers arrived */
 	/* A control command waiting for its deferred answer. */
 	bool waiting;
 	uint64_t tag;
@@ -622,6 +624,30 @@ static enum MHD_Result run_ctl(struct http *h, struct hreq *q, json_t *ctl_req)
 	return MHD_YES;
 }
 
+/* A body still arriving after HTTP_BODY_TIMEOUT_S. libmicrohttpd cannot
+ * queue an answer while it receives a body, so on plain HTTP the 408 is
+ * written to the socket directly, once, before the connection is closed
+ * (a client that stopped reading simply misses it). Over TLS there is no
+ * such shortcut: the connection is closed. */
+static void slow_reply(struct http *h, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char body[160], out[400];
+	int nb, n;
+
+	if (h->tls_cert || !ci)
+		return;
+	nb = snprintf(body, sizeof body,
+		      "{\"ok\":false,\"code\":\"timeout\",\"error\":\"the request's body did not arrive within %d s\"}\n",
+		      HTTP_BODY_TIMEOUT_S);
+	n = snprintf(out, sizeof out,
+		     "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+		     "Content-Length: %d\r\n\r\n%s",
+		     nb, body);
+	if (n > 0 && (size_t)n < sizeof out)
+		(void)!send(ci->connect_fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 /* ---- the request handler */
 
 
@@ -660,6 +686,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			return MHD_NO;
 		q->conn = conn;
 		q->h = h;
+		q->t0 = loop_now();
 		snprintf(q->remote, sizeof q->remote, "-");
 		if (ci && ci->client_addr) {
 			const struct sockaddr *sa = ci->client_addr;
@@ -705,6 +732,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		q->waiting = false;
 		return answer_ctl(h, q, res ? res : json_pack("{s:b,s:s,s:s}", "ok", 0, "code", "failed", "error",
 							      "no answer"));
+	}
+	if (*upload_size > 0 && loop_now() - q->t0 > (mono_t)HTTP_BODY_TIMEOUT_S * 1000000000LL) {
+		/* A body trickling in: refused now, not waited for (one that
+		 * stops altogether is cut off at HTTP_TIMEOUT_S). */
+		char qp[160];
+		log_event(LVL_WARN, "api.refused", "method=%s path=%s status=408 remote=%s reason=slow_body", method,
+			  log_kv_quote(url, qp, sizeof qp), q->remote);
+		slow_reply(h, conn);
+		return MHD_NO; /* close the connection */
 	}
 	if (*upload_size > 0) {
 		/* Body data: kept up to the route's limit, the rest read and

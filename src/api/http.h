@@ -18,7 +18,8 @@
 #define HTTP_CONNECTIONS_MAX 64
 #define HTTP_STREAMS_MAX 16
 #define HTTP_STREAM_BUF_MAX_BYTES (256 * 1024) /* a stream further behind is dropped */
-#define HTTP_TIMEOUT_S 10                      /* a request must arrive within this */
+#define HTTP_TIMEOUT_S 10                      /* a silent connection is closed after this */
+#define HTTP_BODY_TIMEOUT_S 8                  /* a body still arriving after this: 408 */
 #define HTTP_KEEPALIVE_MS 15000                /* the stream's comment line */
 #define HTTP_TOKEN_MIN_CHARS 16
 #define HTTP_PROBE_MAX_BYTES (64 * 1024)

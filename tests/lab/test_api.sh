@@ -125,7 +125,16 @@ lab_nsexec gw1 timeout 20 bash -c "exec 3<>/dev/tcp/${API%:*}/${API#*:}; printf 
 dt=$(($(lab_now_ms) - t0))
 lab_expect "(b) a slow client is disconnected (ms)" "$dt" -lt 15000
 lab_expect "(b) ... not before the 10 s timeout (ms)" "$dt" -ge 9000
-lab_expect "(b) state after the slow client" "$(state_digest 1)" == "$before"
+# One that trickles its body (a byte a second) is answered 408 once 8 s have passed.
+t0=$(lab_now_ms)
+first=$(lab_nsexec gw1 timeout 20 bash -c "exec 3<>/dev/tcp/${API%:*}/${API#*:}
+	printf 'POST /api/cluster/failover HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer $TOKEN\r\nContent-Length: 50\r\n\r\n' >&3
+	(for i in \$(seq 15); do printf ' ' >&3 2>/dev/null || exit 0; sleep 1; done) &
+	head -1 <&3 | tr -d '\r'; kill %1 2>/dev/null")
+dt=$(($(lab_now_ms) - t0))
+lab_expect "(b) a trickling client's answer" "$first" == "HTTP/1.1 408 Request Timeout"
+lab_expect "(b) ... after the body timeout (ms)" "$dt" -ge 8000
+lab_expect "(b) state after the slow clients" "$(state_digest 1)" == "$before"
 
 echo "(c) writes" >&2
 r=$(api 1 POST /api/cluster/failover '{"group":1,"to":"gw2"}')
