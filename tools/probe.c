@@ -16,7 +16,9 @@
  *       then one report (key=value lines or JSON); with --events FILE also
  *       a log of what happened when, as JSON lines stamped with the wall
  *       clock, so another program can lay it over its own timeline
- *       (`tandemctl upgrade report --probe-log FILE`).
+ *       (`tandemctl upgrade report --probe-log FILE`); with --status-file
+ *       FILE also its live counters, rewritten every 250 ms, for a
+ *       dashboard (the HTTP API's GET /api/probe serves that file).
  *
  * Standalone on purpose: it links no project library, so a bug in Tandem
  * cannot hide itself from the tool that measures it. Time is CLOCK_MONOTONIC
@@ -88,6 +90,7 @@
 #define PROBE_EVENT_GAP_MS 5           /* --events: UDP gaps longer than this are logged */
 #define PROBE_EVENT_LINE_MAX 512       /* one event line, summary excepted */
 #define PROBE_EVENTS_FILE_BYTES_MAX (4u << 20) /* events past this are counted, not written */
+#define PROBE_STATUS_EVERY_MS 250      /* --status-file: rewritten this often */
 
 #define PROBE_MAGIC_UDP 0x54505544u /* "TPUD" */
 #define PROBE_MAGIC_TCP 0x54505443u /* "TPTC" */
@@ -105,6 +108,11 @@ static int64_t probe_now_ns(void)
 static double probe_ms(int64_t ns)
 {
 	return (double)ns / (double)PROBE_NS_PER_MS;
+}
+
+static int64_t probe_min(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
 }
 
 static const char *probe_errname(int err)
@@ -751,7 +759,7 @@ struct probe_flow {
 };
 
 struct probe_client_opts {
-	const char *target_s, *bind_s, *ready_file, *events_file;
+	const char *target_s, *bind_s, *ready_file, *events_file, *status_file;
 	long long port, duration_ms, udp_hz, udp_len, tcp, tcp_interval_ms, tcp_timeout_ms;
 	long long connect_timeout_ms, new_every_ms, new_timeout_ms, drain_ms, udp_flows, udp_flow_hz;
 	double gaps_over_ms; /* < 0: not asked */
@@ -771,11 +779,16 @@ struct probe_client {
 	uint64_t ev_bytes, ev_lines, ev_dropped, ev_errors;
 	bool ev_dirty;
 
+	/* --status-file: the next rewrite, failures (reported once) */
+	int64_t status_next_ns;
+	uint64_t status_errors;
+
 	/* UDP stream */
 	uint64_t udp_total, udp_sent, udp_send_errors, udp_received, udp_dup, udp_late, udp_bad;
 	uint64_t udp_foreign, udp_rx_errors, udp_reordered, udp_max_seq;
 	int64_t udp_first_rx, udp_last_rx, udp_max_gap, udp_max_gap_start, udp_rtt_sum, udp_rtt_max;
 	int64_t udp_ready_max_gap, udp_ready_max_gap_start; /* gaps that began once ready */
+	int64_t udp_last_gap; /* the latest gap over the gap threshold (probe_gap_threshold_ms) */
 	uint8_t *udp_seen; /* bit per sequence, modulo PROBE_UDP_WINDOW */
 	struct probe_gap *gaps;
 	size_t gaps_n;
@@ -1322,6 +1335,13 @@ static void probe_new_event(struct probe_client *c, uint32_t gen, uint32_t idx, 
 
 /* ---- UDP stream */
 
+/* The gaps worth reporting one by one: over --gaps-over-ms when given,
+ * else over the events log's threshold. */
+static double probe_gap_threshold_ms(const struct probe_client *c)
+{
+	return c->o.gaps_over_ms >= 0 ? c->o.gaps_over_ms : (double)PROBE_EVENT_GAP_MS;
+}
+
 static int64_t probe_udp_due(const struct probe_client *c, uint64_t seq)
 {
 	uint64_t hz = (uint64_t)c->o.udp_hz;
@@ -1425,6 +1445,8 @@ static void probe_udp_receive(struct probe_client *c)
 			}
 			if (c->ev && probe_ms(gap) > PROBE_EVENT_GAP_MS)
 				probe_event(c, probe_wall_at(c->udp_last_rx, now), "gap", ",\"ms\":%.1f", probe_ms(gap));
+			if (probe_ms(gap) > probe_gap_threshold_ms(c))
+				c->udp_last_gap = gap;
 			if (c->o.gaps_over_ms >= 0 && probe_ms(gap) > c->o.gaps_over_ms) {
 				if (c->gaps_n < PROBE_GAPS_MAX) {
 					c->gaps[c->gaps_n].start_ns = c->udp_last_rx - c->t0;
@@ -1559,26 +1581,26 @@ static void probe_flow_receive(struct probe_client *c, uint32_t idx)
  * from its last echo to the end of the load) must be shorter than its
  * longest closed gap. *gap_ns and *gap_start_ns get the flow's longest
  * silence, open or closed (the whole load for a flow never echoed). */
-static bool probe_flow_judge(const struct probe_client *c, uint64_t sent, uint64_t received, uint64_t max_seq,
-			     int64_t last_rx, int64_t max_gap, int64_t max_gap_start, int64_t *gap_ns,
+static bool probe_flow_judge(const struct probe_client *c, int64_t end, uint64_t sent, uint64_t received,
+			     uint64_t max_seq, int64_t last_rx, int64_t max_gap, int64_t max_gap_start, int64_t *gap_ns,
 			     int64_t *gap_start_ns)
 {
 	int64_t open = 0;
 
 	if (received == 0) {
-		*gap_ns = c->end_ns - c->t0;
+		*gap_ns = end - c->t0;
 		*gap_start_ns = 0;
 		return false;
 	}
-	if (max_seq + 1 < sent && last_rx < c->end_ns)
-		open = c->end_ns - last_rx;
+	if (max_seq + 1 < sent && last_rx < end)
+		open = end - last_rx;
 	*gap_ns = max_gap;
 	*gap_start_ns = max_gap_start;
 	if (open > max_gap) {
 		*gap_ns = open;
 		*gap_start_ns = last_rx - c->t0;
 	}
-	return c->end_ns - last_rx <= PROBE_FLOW_ALIVE_MS * PROBE_NS_PER_MS && (open == 0 || open < max_gap);
+	return end - last_rx <= PROBE_FLOW_ALIVE_MS * PROBE_NS_PER_MS && (open == 0 || open < max_gap);
 }
 
 /* ---- timers, readiness, end */
@@ -1742,7 +1764,9 @@ struct probe_ll_outcome {
 	uint64_t survived, reset, failed, stale;
 };
 
-static struct probe_ll_outcome probe_ll_judge(struct probe_client *c, int64_t now)
+/* With `record`, the reasons and the events log get what was judged
+ * (once, at the end); without, it only counts (the live status). */
+static struct probe_ll_outcome probe_ll_judge(struct probe_client *c, int64_t now, bool record)
 {
 	struct probe_ll_outcome r = { 0, 0, 0, 0 };
 	uint32_t i;
@@ -1757,6 +1781,8 @@ static struct probe_ll_outcome probe_ll_judge(struct probe_client *c, int64_t no
 				r.survived++;
 			} else {
 				r.stale++;
+				if (!record)
+					break;
 				probe_reason_add(c->ll_why, "stale");
 				if (c->ev)
 					probe_event_lost(c, l, probe_wall_at(l->echoed ? l->last_echo_ns : l->start_ns, now),
@@ -1765,9 +1791,13 @@ static struct probe_ll_outcome probe_ll_judge(struct probe_client *c, int64_t no
 			break;
 		case PROBE_LL_RESET:
 			r.reset++;
-			probe_reason_add(c->ll_why, l->why);
+			if (record)
+				probe_reason_add(c->ll_why, l->why);
 			break;
 		case PROBE_LL_CONNECTING:
+			/* Live, a connection still connecting is pending, not failed. */
+			if (!record)
+				break;
 			r.failed++;
 			probe_reason_add(c->ll_why, "still_connecting");
 			if (c->ev)
@@ -1775,42 +1805,52 @@ static struct probe_ll_outcome probe_ll_judge(struct probe_client *c, int64_t no
 			break;
 		case PROBE_LL_PEER_CLOSED:
 			r.failed++;
-			probe_reason_add(c->ll_why, "peer_closed");
+			if (record)
+				probe_reason_add(c->ll_why, "peer_closed");
 			break;
 		case PROBE_LL_FAILED:
 			r.failed++;
-			probe_reason_add(c->ll_why, l->why ? l->why : "unknown");
+			if (record)
+				probe_reason_add(c->ll_why, l->why ? l->why : "unknown");
 			break;
 		}
 	}
 	return r;
 }
 
-/* The run's verdicts, judged once (judging records reasons) and then
- * rendered into the report and the events log's summary. */
+/* The run's verdicts, judged once at the end (judging records reasons)
+ * and then rendered into the report, the events log's summary and the
+ * last status file; and judged live, recording nothing, for every
+ * status file before it. */
 struct probe_verdict {
+	int64_t end_ns; /* the end of the load, or now while it runs */
 	struct probe_ll_outcome ll;
 	uint64_t flows_alive;
 	int64_t flows_gap, flows_gap_start;
+	int64_t udp_open_gap; /* live: the stream's silence now, when over the gap threshold */
 };
 
-static void probe_client_judge(struct probe_client *c, int64_t now, struct probe_verdict *v)
+static void probe_client_judge(struct probe_client *c, int64_t now, struct probe_verdict *v, bool final)
 {
-	int64_t g, gs;
+	int64_t g, gs, end = final ? c->end_ns : probe_min(now, c->end_ns);
 	size_t i;
 
 	memset(v, 0, sizeof(*v));
-	v->ll = probe_ll_judge(c, now);
+	v->end_ns = end;
+	v->ll = probe_ll_judge(c, now, final);
 	/* Flow 0 counts among the alive flows; its gaps and losses stay in
 	 * the udp_* fields, the udp_flows_* ones cover flows 1..N-1. */
 	if (c->o.udp_hz > 0) {
-		if (probe_flow_judge(c, c->udp_sent, c->udp_received, c->udp_max_seq, c->udp_last_rx, c->udp_max_gap,
-				     c->udp_max_gap_start, &g, &gs))
+		if (probe_flow_judge(c, end, c->udp_sent, c->udp_received, c->udp_max_seq, c->udp_last_rx,
+				     c->udp_max_gap, c->udp_max_gap_start, &g, &gs))
 			v->flows_alive++;
+		if (!final && c->loading && c->udp_received > 0 && c->udp_max_seq + 1 < c->udp_sent &&
+		    probe_ms(now - c->udp_last_rx) > probe_gap_threshold_ms(c))
+			v->udp_open_gap = now - c->udp_last_rx;
 		/* A silence still open when the load ended is a gap too; the
 		 * events log must show it, or an outage at the end would read
 		 * as no outage at all. */
-		if (c->udp_received > 0 && c->udp_max_seq + 1 < c->udp_sent && c->udp_last_rx < c->end_ns &&
+		if (final && c->udp_received > 0 && c->udp_max_seq + 1 < c->udp_sent && c->udp_last_rx < c->end_ns &&
 		    probe_ms(c->end_ns - c->udp_last_rx) > PROBE_EVENT_GAP_MS)
 			probe_event(c, probe_wall_at(c->udp_last_rx, now), "gap", ",\"ms\":%.1f,\"open\":true",
 				    probe_ms(c->end_ns - c->udp_last_rx));
@@ -1818,8 +1858,8 @@ static void probe_client_judge(struct probe_client *c, int64_t now, struct probe
 	for (i = 0; i < c->fl_n; i++) {
 		const struct probe_flow *f = &c->fl[i];
 
-		if (probe_flow_judge(c, f->sent, f->received, f->max_seq, f->last_rx, f->max_gap, f->max_gap_start, &g,
-				     &gs))
+		if (probe_flow_judge(c, end, f->sent, f->received, f->max_seq, f->last_rx, f->max_gap, f->max_gap_start,
+				     &g, &gs))
 			v->flows_alive++;
 		if (g > v->flows_gap) {
 			v->flows_gap = g;
@@ -1846,7 +1886,7 @@ static void probe_client_render(struct probe_client *c, struct probe_out *po, co
 	probe_out_str(&o, "target", target);
 	probe_out_i64(&o, "port", c->o.port);
 	probe_out_i64(&o, "duration_ms", c->o.duration_ms);
-	probe_out_ms(&o, "elapsed_ms", c->end_ns - c->t0);
+	probe_out_ms(&o, "elapsed_ms", v->end_ns - c->t0);
 	probe_out_bool(&o, "interrupted", c->interrupted);
 	probe_out_bool(&o, "realtime", c->realtime);
 	probe_out_real(&o, "ready_ms", c->ready_ns >= 0 ? probe_ms(c->ready_ns - c->t0) : -1.0, 1);
@@ -1930,23 +1970,90 @@ static void probe_client_render(struct probe_client *c, struct probe_out *po, co
 	*po = o;
 }
 
-/* The report on stdout and, with --events, the summary line that ends
- * the events log. Returns -1 when the events log could not be written
- * whole (the run's record is then incomplete: the caller fails). */
+/* --status-file: the live counters as one JSON object, the report's
+ * fields (no gap list, so the file stays small) after the status's own:
+ * t_ms (since the start), wall_ms, done, tcp_alive (long-lived
+ * connections open and echoing), udp_last_gap_ms (the latest gap over
+ * the gap threshold, 0 if none yet) and udp_open_gap_ms (the stream's
+ * silence now, when over the threshold, else 0). Written to FILE.tmp and
+ * renamed, so a reader sees a whole file or the previous one; not fsynced,
+ * because it is a live view, not a record, and the loop must not wait on
+ * a disk four times a second. `v` is the final verdict (done), or NULL
+ * for a live one. Returns -1 when it could not be written. */
+static int probe_status_write(struct probe_client *c, int64_t now, const struct probe_verdict *final)
+{
+	struct probe_verdict live;
+	const struct probe_verdict *v = final;
+	struct probe_out o;
+	char tmp[4096];
+	FILE *f;
+	int n, err = 0;
+
+	if (!v) {
+		probe_client_judge(c, now, &live, false);
+		v = &live;
+	}
+	n = snprintf(tmp, sizeof(tmp), "%s.tmp", c->o.status_file);
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	f = fopen(tmp, "we");
+	if (!f)
+		return -1;
+	fprintf(f,
+		"{\"t_ms\":%.1f,\"wall_ms\":%" PRId64 ",\"done\":%s,\"tcp_alive\":%" PRIu64
+		",\"udp_last_gap_ms\":%.1f,\"udp_open_gap_ms\":%.1f,\"gap_threshold_ms\":%.1f,",
+		probe_ms(now - c->t0), probe_wall_ms(), final ? "true" : "false", v->ll.survived,
+		probe_ms(c->udp_last_gap), probe_ms(v->udp_open_gap), probe_gap_threshold_ms(c));
+	o = (struct probe_out){ .f = f, .json = true, .first = true };
+	probe_client_render(c, &o, v, false);
+	fprintf(f, "}\n");
+	if (ferror(f))
+		err = EIO;
+	if (fclose(f) != 0 && !err)
+		err = errno;
+	if (!err && rename(tmp, c->o.status_file) < 0)
+		err = errno;
+	if (err) {
+		unlink(tmp);
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+/* A failed rewrite is told once and counted; the next one may succeed. */
+static void probe_status_tick(struct probe_client *c, int64_t now, const struct probe_verdict *final)
+{
+	if (!c->o.status_file || probe_status_write(c, now, final) == 0)
+		return;
+	if (c->status_errors++ == 0 || final)
+		fprintf(stderr, "tandem-probe client: --status-file %s: %s\n", c->o.status_file, strerror(errno));
+}
+
+/* The report on stdout, with --status-file the last status (done) and,
+ * with --events, the summary line that ends the events log. Returns -1
+ * when the events log or the last status could not be written whole (the
+ * run's record is then incomplete: the caller fails). */
 static int probe_client_report(struct probe_client *c, int64_t now)
 {
 	struct probe_out o = { .f = stdout, .json = c->o.json, .first = true };
 	struct probe_verdict v;
+	uint64_t status_errors = c->status_errors;
 	int rc = 0;
 
-	probe_client_judge(c, now, &v);
+	probe_client_judge(c, now, &v, true);
 	if (o.json)
 		printf("{");
 	probe_client_render(c, &o, &v, true);
 	printf(o.json ? "}\n" : "\n");
 	fflush(stdout);
+	probe_status_tick(c, now, &v);
+	if (c->status_errors != status_errors)
+		rc = -1;
 	if (!c->ev)
-		return 0;
+		return rc;
 	/* The summary is written even past the size bound: it is bounded
 	 * itself (no gap list) and says how many events were left out. */
 	fprintf(c->ev, "{\"t_ms\":%" PRId64 ",\"kind\":\"summary\",\"events_written\":%" PRIu64
@@ -1996,10 +2103,18 @@ static void probe_client_usage(FILE *f)
 		"                        start, gap (UDP stream silent over %d ms; t_ms = its start),\n"
 		"                        reset, conn_lost, new_fail, and a final summary (the report);\n"
 		"                        at most %u bytes of events, the rest counted\n"
+		"  --status-file FILE    every %d ms and once at the end, the live counters as one JSON\n"
+		"                        object, written to FILE.tmp and renamed: t_ms, wall_ms, done,\n"
+		"                        tcp_alive, udp_last_gap_ms (latest gap over --gaps-over-ms, else\n"
+		"                        over %d ms; 0 if none), udp_open_gap_ms (the silence now, if over\n"
+		"                        it), then the report's fields (udp_sent, udp_received, udp_lost\n"
+		"                        (includes datagrams in flight while running), udp_max_gap_ms,\n"
+		"                        tcp_connections, tcp_resets, new_ok, new_failed, ...)\n"
 		"  --no-realtime         stay at normal priority (default: SCHED_FIFO when allowed)\n"
 		"exit: 0 ran (whatever the results), 1 could not run, 2 usage error\n",
 		PROBE_PORT_DEFAULT, PROBE_UDP_LEN_MIN, PROBE_UDP_LEN_MAX, PROBE_UDP_FLOWS_MAX,
-		PROBE_UDP_FLOW_HZ_DEFAULT, PROBE_UDP_HZ_MAX, PROBE_EVENT_GAP_MS, PROBE_EVENTS_FILE_BYTES_MAX);
+		PROBE_UDP_FLOW_HZ_DEFAULT, PROBE_UDP_HZ_MAX, PROBE_EVENT_GAP_MS, PROBE_EVENTS_FILE_BYTES_MAX,
+		PROBE_STATUS_EVERY_MS, PROBE_EVENT_GAP_MS);
 }
 
 static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o)
@@ -2024,6 +2139,7 @@ static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o
 		{ "ready-file", required_argument, NULL, 'r' },
 		{ "gaps-over-ms", required_argument, NULL, 'g' },
 		{ "events", required_argument, NULL, 'e' },
+		{ "status-file", required_argument, NULL, 'S' },
 		{ "no-realtime", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -2062,6 +2178,13 @@ static int probe_client_parse(int argc, char **argv, struct probe_client_opts *o
 				r = -1;
 			}
 			o->events_file = optarg;
+			break;
+		case 'S':
+			if (optarg[0] == '\0') {
+				fprintf(stderr, "tandem-probe client: --status-file: empty path\n");
+				r = -1;
+			}
+			o->status_file = optarg;
 			break;
 		case 'j':
 			o->json = true;
@@ -2311,11 +2434,6 @@ static int probe_wait(int ep, struct epoll_event *evs, int64_t timeout_ns)
 	return epoll_wait(ep, evs, PROBE_EVENTS_MAX, (int)((timeout_ns + PROBE_NS_PER_MS - 1) / PROBE_NS_PER_MS));
 }
 
-static int64_t probe_min(int64_t a, int64_t b)
-{
-	return a < b ? a : b;
-}
-
 static int64_t probe_client_next(const struct probe_client *c)
 {
 	int64_t next = c->next_check_ns;
@@ -2413,6 +2531,13 @@ static int probe_client_run(struct probe_client *c)
 		    ",\"new_every_ms\":%lld,\"gap_over_ms\":%d",
 		    c->o.target_s, c->o.port, c->o.duration_ms, c->o.udp_hz, c->o.tcp, c->o.new_every_ms,
 		    PROBE_EVENT_GAP_MS);
+	/* The first status, before any load: an unwritable --status-file
+	 * fails the run now rather than leave a dashboard blind. */
+	if (c->o.status_file && probe_status_write(c, c->t0, NULL) < 0) {
+		fprintf(stderr, "tandem-probe client: --status-file %s: %s\n", c->o.status_file, strerror(errno));
+		return PROBE_EXIT_FAIL;
+	}
+	c->status_next_ns = c->t0 + PROBE_STATUS_EVERY_MS * PROBE_NS_PER_MS;
 	probe_client_open_ll(c, c->t0);
 
 	for (;;) {
@@ -2431,6 +2556,13 @@ static int probe_client_run(struct probe_client *c)
 		if (!c->unreach_checked && (now - c->t0 >= PROBE_UNREACH_CHECK_MS * PROBE_NS_PER_MS || !c->loading)) {
 			c->unreach_checked = true;
 			if (probe_client_unreachable(c)) {
+				struct probe_verdict v;
+
+				/* The last status says done, and what little was seen. */
+				c->loading = false;
+				c->end_ns = probe_min(c->end_ns, now);
+				probe_client_judge(c, now, &v, true);
+				probe_status_tick(c, now, &v);
 				fprintf(stderr,
 					"tandem-probe client: target %s port %lld unreachable: no UDP echo within "
 					"%d ms and no TCP connection established\n",
@@ -2478,6 +2610,10 @@ static int probe_client_run(struct probe_client *c)
 			}
 		}
 		probe_client_ready(c, now);
+		if (c->o.status_file && now >= c->status_next_ns) {
+			probe_status_tick(c, now, NULL);
+			c->status_next_ns = now + PROBE_STATUS_EVERY_MS * PROBE_NS_PER_MS;
+		}
 	}
 	/* New connections still pending at the hard end ran out of time. */
 	for (uint32_t i = 0; i < c->nw_slots; i++)

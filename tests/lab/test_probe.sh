@@ -3,10 +3,12 @@
 # tests and benchmarks trust its figures, so they are checked here against
 # outages of known length on real kernels.
 #
-# Usage: bash tests/lab/test_probe.sh [BUILD_DIR=build]   (as root; builds nothing)
+# Usage: [TL_PREFIX=tpb-] bash tests/lab/test_probe.sh [BUILD_DIR=build]
+#        (as root; builds nothing)
 #
-# Two namespaces, tpb-c (client, 192.0.2.10/24) and tpb-s (server,
-# 192.0.2.20/24), joined by one veth pair. Checks:
+# Two namespaces, ${TL_PREFIX}c (client, 192.0.2.10/24) and ${TL_PREFIX}s
+# (server, 192.0.2.20/24), joined by one veth pair; TL_PREFIX (default
+# tpb-) keeps two runs apart. Checks:
 #   (a) a clean run with 100 UDP flows: no loss, small gaps, every
 #       connection and every flow alive, no reset;
 #   (b) a 300 ms blackhole (netem loss 100%) with 50 UDP flows and (b2) a
@@ -14,10 +16,14 @@
 #       connection and flow alive;
 #   (b3) a blackhole over the last 0.5 s that never lifts: flows that had
 #       echoes in their last second but never resumed are not alive;
+#   (s) --status-file through a 300 ms blackhole: always whole JSON, fresh
+#       every 250 ms, the open gap seen live, the gap afterwards, and the
+#       last status (done) equal to the report;
 #   (c) the server killed mid-run: resets counted, connections and flows lost;
 #   (d) a target with nothing listening: exit 1 within about 2 s;
 #   (e) 2000 long-lived connections through one server;
-#   (f) usage errors exit 2; the human report and SIGTERM report work.
+#   (f) usage errors exit 2 (an empty --status-file too), an unwritable
+#       --status-file exits 1; the human report and SIGTERM report work.
 # Every process is started here, killed by PID, and the namespaces are
 # deleted on exit.
 set -euo pipefail
@@ -28,22 +34,27 @@ PROBE="$(cd "$BUILD" 2>/dev/null && pwd)/tandem-probe" || { echo "test_probe: no
 command -v jq >/dev/null || { echo "test_probe: jq is needed (scripts/deps.sh)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "test_probe: must run as root (network namespaces)" >&2; exit 1; }
 
-NS_C=tpb-c
-NS_S=tpb-s
-DEV_C=tpb-c0
-DEV_S=tpb-s0
+P=${TL_PREFIX:-tpb-}
+case "$P" in
+'' | *[!A-Za-z0-9_-]* | ?????????*) echo "test_probe: TL_PREFIX must be 1-8 [A-Za-z0-9_-] characters" >&2; exit 2 ;;
+esac
+NS_C=${P}c
+NS_S=${P}s
+DEV_C=${P}c0
+DEV_S=${P}s0
 C_ADDR=192.0.2.10
 S_ADDR=192.0.2.20
 PORT=7000
 WORK=$(mktemp -d /tmp/tpb.XXXXXX)
 SERVER_PID=
 CLIENT_PID=
+READER_PID=
 PASSED=0
 FAILED=0
 
 cleanup() {
 	local rc=$? p
-	for p in $CLIENT_PID $SERVER_PID; do
+	for p in $READER_PID $CLIENT_PID $SERVER_PID; do
 		kill -KILL "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
@@ -260,6 +271,61 @@ expect "(b3) udp_flows_alive (echoes in the last second, but none after the outa
 expect "(b3) udp_flows_max_gap_ms (the open silence)" "$(get b3 udp_flows_max_gap_ms)" '>=' 300
 expect "(b3) udp_flows_lost" "$(get b3 udp_flows_lost)" '>=' 57
 
+log "(s) --status-file, read every 50 ms through a 300 ms blackhole: $BLOCK_HOW"
+ST="$WORK/s.status"
+start_client s --duration-ms 3000 --tcp 10 --new-every-ms 100 --gaps-over-ms 100 --status-file "$ST"
+# Every read of the file while the probe rewrites it: one line each of
+# t_ms udp_sent udp_open_gap_ms udp_last_gap_ms done wall_ms, or "bad".
+(
+	end=$(($(now_ms) + 6000))
+	while [ "$(now_ms)" -lt "$end" ]; do
+		jq -r '[.t_ms, .udp_sent, .udp_open_gap_ms, .udp_last_gap_ms, .done, .wall_ms] | @tsv' "$ST" 2>/dev/null || echo bad
+		[ "$(jq -r .done "$ST" 2>/dev/null)" = true ] && break
+		sleep 0.05
+	done
+) >"$WORK/s.reads" &
+READER_PID=$!
+sleep 0.8
+expect "(s) status while running: done" "$(jq -r '.done | tostring' "$ST" | sed 's/false/0/;s/true/1/')" == 0
+expect "(s) status while running: wall_ms within 2 s of now" \
+	"$(($(jq -r .wall_ms "$ST") - $(now_ms)))" '>' -2000
+expect "(s) status while running: wall_ms not ahead of now" "$(($(jq -r .wall_ms "$ST") - $(now_ms)))" '<=' 0
+t_block=$(now_ms)
+block
+sleep 0.3
+unblock
+log "(s) link blocked for $(($(now_ms) - t_block)) ms"
+finish_client s
+wait "$READER_PID" || true
+READER_PID=
+reads=$(wc -l <"$WORK/s.reads")
+expect "(s) status reads" "$reads" '>=' 30
+expect "(s) reads that were not whole JSON" "$(grep -c '^bad$' "$WORK/s.reads" || true)" == 0
+# t_ms and udp_sent never go back; consecutive distinct statuses are
+# about 250 ms apart (never over 600 ms: the rewrite keeps its beat even
+# during the outage).
+expect "(s) t_ms and udp_sent monotonic" \
+	"$(awk '$1 != "bad" { if ($1 < t || $2 < u) bad++; t = $1; u = $2 } END { print bad + 0 }' "$WORK/s.reads")" == 0
+expect "(s) longest step between rewrites (ms)" \
+	"$(awk '$1 != "bad" && $5 == "false" { if (t != "" && $1 != t && $1 - t > m) m = $1 - t; t = $1 } END { print m + 0 }' "$WORK/s.reads")" '<=' 600
+expect "(s) shortest step between rewrites (ms)" \
+	"$(awk '$1 != "bad" && $5 == "false" { if (t != "" && $1 != t && (m == "" || $1 - t < m)) m = $1 - t; t = $1 } END { print m + 0 }' "$WORK/s.reads")" '>=' 200
+expect "(s) the outage seen live: largest udp_open_gap_ms" \
+	"$(awk '$1 != "bad" && $3 > m { m = $3 } END { print m + 0 }' "$WORK/s.reads")" '>=' 100
+expect "(s) before the outage udp_last_gap_ms is 0" "$(awk '$1 != "bad" { print $4; exit }' "$WORK/s.reads")" == 0
+expect "(s) last status: done" "$(jq -r '.done | tostring' "$ST" | sed 's/false/0/;s/true/1/')" == 1
+expect "(s) no FILE.tmp left" "$(find "$WORK" -name 's.status.tmp*' | wc -l)" == 0
+expect "(s) udp_last_gap_ms is the outage" "$(jq -r .udp_last_gap_ms "$ST")" '>=' 250
+expect "(s) udp_last_gap_ms is the outage" "$(jq -r .udp_last_gap_ms "$ST")" '<=' 600
+expect "(s) udp_last_gap_ms is the report's last gap" "$(jq -r .udp_last_gap_ms "$ST")" == "$(jq -r '.gaps[-1].gap_ms' "$WORK/s.json")"
+expect "(s) udp_open_gap_ms at the end" "$(jq -r .udp_open_gap_ms "$ST")" == 0
+expect "(s) tcp_alive is the report's tcp_survived" "$(jq -r .tcp_alive "$ST")" == "$(get s tcp_survived)"
+expect "(s) tcp_alive" "$(jq -r .tcp_alive "$ST")" == 10
+expect "(s) t_ms at the end covers the run" "$(jq -r .t_ms "$ST")" '>=' 3000
+for k in udp_sent udp_received udp_lost udp_max_gap_ms tcp_connections tcp_resets new_ok new_failed elapsed_ms; do
+	expect "(s) last status $k is the report's" "$(jq -r ".$k" "$ST")" == "$(get s "$k")"
+done
+
 log "(c) server killed (SIGKILL) mid-run: its kernel answers the next segments with resets"
 start_client c --duration-ms 3000 --tcp 50 --new-every-ms 50 --udp-flows 20
 sleep 0.5
@@ -303,6 +369,7 @@ for args in "client --duration-ms 100" "client --target $S_ADDR" "client --targe
 	"client --target $S_ADDR --duration-ms 100 --udp-flows 3 --udp-hz 0 --tcp 1" \
 	"client --target $S_ADDR --duration-ms 100 --udp-flows 4096 --udp-flow-hz 100" \
 	"client --target $S_ADDR --duration-ms 100 --udp-flows 2 --udp-flow-hz 0" \
+	"client --target $S_ADDR --duration-ms 100 --status-file=" \
 	"server" "server --bind $S_ADDR --port 70000" "frobnicate"; do
 	rc=0
 	# shellcheck disable=SC2086 # the arguments are split on purpose
@@ -314,6 +381,13 @@ rc=0
 ip netns exec "$NS_C" "$PROBE" client --target "$S_ADDR" --port "$PORT" --duration-ms 500 --tcp 3 \
 	>"$WORK/f.txt" 2>"$WORK/f.err" || rc=$?
 expect "(f) human report exit code" "$rc" == 0
+rc=0
+t0=$(now_ms)
+ip netns exec "$NS_C" "$PROBE" client --target "$S_ADDR" --port "$PORT" --duration-ms 5000 --tcp 1 \
+	--status-file "$WORK/no/such/dir/status.json" >/dev/null 2>"$WORK/f-status.err" || rc=$?
+expect "(f) unwritable --status-file: exit code" "$rc" == 1
+expect "(f) unwritable --status-file: at once (ms)" "$(($(now_ms) - t0))" '<' 1000
+expect "(f) unwritable --status-file: says why" "$(grep -c 'status-file.*No such file' "$WORK/f-status.err" || true)" == 1
 expect "(f) human report has udp_max_gap_ms=" "$(grep -c 'udp_max_gap_ms=' "$WORK/f.txt" || true)" == 1
 expect "(f) human report tcp_survived=3" "$(grep -c 'tcp_survived=3 ' "$WORK/f.txt" || true)" == 1
 start_client f2 --duration-ms 60000 --tcp 3
