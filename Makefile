@@ -123,6 +123,10 @@ $(UPGSIM_BIN): $(B)/tests/sim/upgsim.o $(B)/libcore.a
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@# The metrics renderer's output, strictly parsed by promtool.
+	METRICS_OUT=$(B)/tests/metrics.txt $(B)/tests/test_metrics >/dev/null
+	bash tests/api/promcheck.sh $(B)/tests/metrics.txt
+	bash tests/api/promcheck.sh $(B)/tests/metrics.txt.escaping
 sim: $(SIM_BIN) $(CTSIM_BIN) $(CFGSIM_BIN) $(UPGSIM_BIN)
 	$(SIM_BIN) --seeds 200
 	$(CTSIM_BIN) --seeds 100

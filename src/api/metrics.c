@@ -322,6 +322,8 @@ GAUGE(F_P_MAINT, "tandem_peer_maintenance", "1 when the peer is in maintenance."
 GAUGE(F_P_VERSION, "tandem_peer_version_info", "The version the peer announces (always 1).");
 GAUGE(F_L_UP, "tandem_link_up", "1 when the peer's heartbeats arrive on the link, 0 when it is down.");
 COUNTER(F_L_RX, "tandem_link_received_total", "Authenticated control messages received from the peer on the link.");
+COUNTER(F_L_MISSED, "tandem_link_heartbeats_missed_total",
+	"Heartbeats from the peer that did not arrive on the link (heartbeat loss), counted from the gaps between those that did.");
 GAUGE(F_L_AGE, "tandem_link_last_received_age_seconds",
       "Time since the last control message from the peer on the link.");
 
@@ -356,7 +358,7 @@ static void met_peers(struct met_buf *b, const json_t *st)
 			met_sample(b, &F_P_VERSION, l, 2, "1");
 	}
 	/* Links: one loop per family, each over every peer's links. */
-	for (int fam = 0; fam < 3; fam++) {
+	for (int fam = 0; fam < 4; fam++) {
 		json_array_foreach(peers, i, p) {
 			const char *peer = json_string_value(json_object_get(p, "node"));
 			const json_t *links = json_object_get(p, "links");
@@ -378,6 +380,8 @@ static void met_peers(struct met_buf *b, const json_t *st)
 					met_field(b, &F_L_RX, l, 2, lk, "rx");
 				else if (fam == 2)
 					met_field_ms(b, &F_L_AGE, l, 2, lk, "last_rx_ms_ago");
+				else if (fam == 3)
+					met_field(b, &F_L_MISSED, l, 2, lk, "missed");
 			}
 		}
 	}

@@ -34,6 +34,8 @@
  *   tandem_peer_version_info{peer,version}               gauge 1
  *   tandem_link_up{peer,link,address}                    gauge 0/1
  *   tandem_link_received_total{peer,link}                counter (messages heard)
+ *   tandem_link_heartbeats_missed_total{peer,link}       counter (heartbeat loss:
+ *       intervals with no heartbeat, from the gaps between those that came)
  *   tandem_link_last_received_age_seconds{peer,link}     gauge (silence so far)
  *   tandem_control_messages_received_total               counter (accepted)
  *   tandem_control_messages_sent_total                   counter

@@ -102,6 +102,7 @@ static json_t *peers_json(const struct status_ctx *c, const struct node_status *
 						    ? json_integer((json_int_t)MONO_TO_MS(now - ls->last_rx))
 						    : json_null());
 			json_object_set_new(lo, "rx", json_integer((json_int_t)ls->rx));
+			json_object_set_new(lo, "missed", json_integer((json_int_t)ls->missed));
 			json_array_append_new(links, lo);
 		}
 		json_object_set_new(o, "links", links);

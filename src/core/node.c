@@ -109,6 +109,7 @@ struct peer {
 	mono_t since;
 	mono_t link_rx[TND_LINKS_MAX];
 	uint64_t link_rx_n[TND_LINKS_MAX];
+	uint64_t link_missed[TND_LINKS_MAX];
 	bool link_up[TND_LINKS_MAX];
 	/* replay window */
 	uint64_t incarnation, seq_max, window;
@@ -938,6 +939,11 @@ static int on_recv(struct node *n, const struct ev *ev, mono_t now,
 	if (h->incarnation != saved.incarnation && saved.ever)
 		emit(n, out, LVL_INFO, "peer.restart", "peer=%s incarnation=%llu",
 		     node_name(n, h->sender), (unsigned long long)h->incarnation);
+	/* Heartbeats come every n->hb on every link (and some sooner, on
+	 * changes): a gap of k intervals means k - 1 did not arrive. Half an
+	 * interval of jitter is not a loss. */
+	if (p->link_rx_n[link] && now - p->link_rx[link] > n->hb + n->hb / 2)
+		p->link_missed[link] += (uint64_t)((now - p->link_rx[link] + n->hb / 2) / n->hb) - 1;
 	p->link_rx[link] = now;
 	p->link_rx_n[link]++;
 	p->ever = true;
@@ -1574,6 +1580,7 @@ void node_status(const struct node *n, mono_t now, struct node_status *out)
 			ps->links[l].up = p->link_up[l] && now - p->link_rx[l] < peer_dead(n, x);
 			ps->links[l].last_rx = p->link_rx_n[l] ? p->link_rx[l] : 0;
 			ps->links[l].rx = p->link_rx_n[l];
+			ps->links[l].missed = p->link_missed[l];
 			if (p->alive && !ps->links[l].up && out->n_alarms < 8)
 				snprintf(out->alarms[out->n_alarms++],
 					 sizeof(out->alarms[0]),

@@ -233,6 +233,7 @@ struct node_link_status {
 	bool up;
 	mono_t last_rx; /* MONO_NEVER-like 0 when never heard */
 	uint64_t rx;
+	uint64_t missed; /* heartbeats that did not arrive (from the gaps between those that did) */
 };
 struct node_peer_status {
 	bool alive;

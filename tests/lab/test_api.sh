@@ -200,6 +200,7 @@ lab_expect "(f) promtool check metrics" "$?" -eq 0
 cat "$m.lint" >&2
 lab_expect "(f) group 1 primary as gw1 sees it" "$(grep -c '^tandem_group_primary{group="1",node="gw2"} 1' "$m")" -eq 1
 lab_expect "(f) peer gw2 up" "$(grep -c '^tandem_peer_up{peer="gw2"} 1' "$m")" -eq 1
+lab_expect "(f) heartbeat loss per link" "$(grep -c '^tandem_link_heartbeats_missed_total{peer="gw2",link="[01]"} ' "$m")" -eq 2
 lab_expect "(f) configuration generation per node" "$(grep -c '^tandem_config_committed_generation{node=' "$m")" -eq 2
 lab_expect "(f) upgrade state idle" "$(grep -c '^tandem_upgrade_state{state="idle"} 1' "$m")" -eq 1
 

@@ -42,7 +42,7 @@ static const char *STATUS_FULL =
 	"  {\"node\":\"gw2\",\"state\":\"alive\",\"ever_seen\":true,\"version\":\"1.0.0\","
 	"   \"protocol\":{\"min\":1,\"max\":2},\"since_s\":41,\"maintenance\":false,\"links\":["
 	"    {\"index\":0,\"address\":\"203.0.113.2\",\"state\":\"up\",\"last_rx_ms_ago\":50,\"rx\":1234},"
-	"    {\"index\":1,\"address\":\"198.51.100.3\",\"state\":\"down\",\"last_rx_ms_ago\":2500,\"rx\":99}]},"
+	"    {\"index\":1,\"address\":\"198.51.100.3\",\"state\":\"down\",\"last_rx_ms_ago\":2500,\"rx\":99,\"missed\":25}]},"
 	"  {\"node\":\"gw3\",\"state\":\"lost\",\"ever_seen\":false,\"version\":null,\"protocol\":null,"
 	"   \"since_s\":0,\"maintenance\":true,\"links\":["
 	"    {\"index\":0,\"address\":\"203.0.113.3\",\"state\":\"down\",\"last_rx_ms_ago\":null,\"rx\":0}]}],"
@@ -290,6 +290,8 @@ static void test_full(void **state)
 	assert_line(t, "# TYPE tandem_link_received_total counter");
 	assert_line(t, "tandem_link_received_total{peer=\"gw2\",link=\"0\"} 1234");
 	assert_line(t, "tandem_link_received_total{peer=\"gw2\",link=\"1\"} 99");
+	assert_line(t, "# TYPE tandem_link_heartbeats_missed_total counter");
+	assert_line(t, "tandem_link_heartbeats_missed_total{peer=\"gw2\",link=\"1\"} 25");
 	assert_line(t, "tandem_link_last_received_age_seconds{peer=\"gw2\",link=\"0\"} 0.05");
 	assert_line(t, "tandem_link_last_received_age_seconds{peer=\"gw2\",link=\"1\"} 2.5");
 	/* never heard: null in the document, so no sample */

@@ -803,6 +803,12 @@ static void test_one_link_cut(void **state)
 		assert_int_equal(st->n_alarms, 0);
 		assert_non_null(h_find_event(h, i, "link.state", "link=1 to=up"));
 	}
+	/* Heartbeat loss: the cut link missed about 5 s worth of
+	 * heartbeats, the other none. */
+	struct node_status *sa = h_status(h, A);
+	uint64_t lost1 = sa->peers[B].links[1].missed - before_a.peers[B].links[1].missed;
+	assert_in_range(lost1, 5000 / HB_MS - 2, 5000 / HB_MS + 2);
+	assert_int_equal(sa->peers[B].links[0].missed, before_a.peers[B].links[0].missed);
 	assert_int_equal(h_count_type(h, -1, ACT_VIPS), 0);
 }
 
