@@ -66,6 +66,7 @@ const st = {
 	upgrade: null,
 	images: null,
 	imagesAt: 0,
+	versionsKey: '',   // upgrade state and node versions when the images were last asked for
 	imagesError: '',
 	probe: { state: 'unknown', body: null, prev: null, rate: {} },
 	conn: { state: 'connecting', since: Date.now(), error: '' },
@@ -367,6 +368,14 @@ async function refreshOnce() {
 		st.conn = { state: 'down', since: Date.now(), error: c.error || `HTTP ${c.status}` };
 	}
 	if (u.ok && u.body) st.upgrade = u.body;
+	// The installed versions change under an upgrade: a new upgrade state or
+	// a node on another version fetches the image list again at the next poll.
+	const versionsKey = [st.upgrade && st.upgrade.state, st.cluster && st.cluster.version,
+		...((st.cluster && st.cluster.peers) || []).map((x) => `${x.node}=${x.version}`)].join('|');
+	if (versionsKey !== st.versionsKey) {
+		st.versionsKey = versionsKey;
+		st.imagesAt = 0;
+	}
 	if (p) takeProbe(p);
 	if (im) {
 		st.imagesAt = Date.now();

@@ -261,6 +261,11 @@ try {
 		const ps = await waitFor('the probe panel', async () => (await attr(main, 'probe-panel', 'data-state')) === 'ok', 5000);
 		check('(3) upgrade page: the traffic probe shown', !!ps, (await text(main, 'probe-tcp')) || '');
 	}
+	// The installed versions are fetched again once the upgrade ends: gw1
+	// (serving the page) is seen running the new version there too.
+	const inst = await waitFor(`installed versions show ${VERSION} running`, async () =>
+		((await text(main, 'images-installed')) || '').includes(`Running${VERSION}`), 10000);
+	check(`(3) upgrade page: installed versions refreshed to ${VERSION}`, !!inst, ((await text(main, 'images-installed')) || '').slice(0, 80));
 	await shot(main, 'upgrade-completed');
 	await main.goto(`${URL_BASE}/#/overview`);
 	const ov = await waitFor(`the overview with both on ${VERSION}`, async () =>
