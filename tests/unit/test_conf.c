@@ -929,7 +929,11 @@ static void test_print_canonical(void **state)
 			    "  auto_finalize: false\n"
 			    "api:\n"
 			    "  http: null\n"
-			    "  token_file: /etc/tandem/api.token\n");
+			    "  token_file: /etc/tandem/api.token\n"
+			    "  tls_cert: null\n"
+			    "  tls_key: null\n"
+			    "  images_dir: /var/lib/tandem/incoming\n"
+			    "  probe_file: null\n");
 	free(text);
 }
 
