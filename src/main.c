@@ -2995,6 +2995,7 @@ static json_t *ctl_upgrade(void *arg, json_t *req, uint32_t token, bool *deferre
 			snprintf(msg, sizeof msg, "upgrade %llu is %s", (unsigned long long)rj->id,
 				 upg_state_name(rj->state));
 			res = upg_err("refused", msg);
+			json_object_set_new(res, "upgrade_code", json_string("E_UPGRADE_RUNNING"));
 			json_object_set_new(res, "checks", json_pack("[{s:s,s:b,s:s}]", "code", "E_UPGRADE_RUNNING",
 								     "ok", 0, "message", msg));
 			return res;

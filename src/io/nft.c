@@ -84,7 +84,7 @@ int nft_guard_setup(char *err, size_t err_len)
 		   "add set inet " NFT_GUARD_TABLE " ifaces { type ifname; flags timeout; }\n"
 		   "add chain inet " NFT_GUARD_TABLE " forward { type filter hook forward priority filter - 5; policy accept; }\n"
 		   "flush chain inet " NFT_GUARD_TABLE " forward\n"
-		   "add rule inet " NFT_GUARD_TABLE " forward iifname @ifaces ct state new counter drop\n",
+		   "add rule inet " NFT_GUARD_TABLE " forward iifname @ifaces tcp flags & (syn | ack) == syn counter drop\n",
 		   err, err_len);
 }
 

@@ -34,10 +34,13 @@ int nft_apply(const char *ruleset, char *err, size_t err_len);
  *     table inet tandemd-handoff {
  *         set ifaces { type ifname; flags timeout; }
  *         chain forward { type filter hook forward priority filter - 5;
- *             iifname @ifaces ct state new counter drop } }
- * A dropped first packet is sent again by its host (a TCP SYN after 1 s),
- * by then to the new primary. The set's elements expire in the kernel,
- * so a guard outlives neither its timeout nor a daemon that died. */
+ *             iifname @ifaces tcp flags & (syn | ack) == syn counter drop } }
+ * A dropped SYN is sent again by its host after 1 s, by then to the new
+ * primary. The match is stateless on purpose: a `ct state new` match
+ * would switch conntrack on in every namespace tandemd runs in, firewall
+ * or not. (A new UDP flow loses at most its first exchange the same way.)
+ * The set's elements expire in the kernel, so a guard outlives neither its
+ * timeout nor a daemon that died. */
 #define NFT_GUARD_TABLE "tandemd-handoff"
 /* Create the table, set and chain if missing, keeping the set's elements
  * (a restarted daemon keeps the guards of the one before). Again after
