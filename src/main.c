@@ -267,24 +267,14 @@ static const char *vip_err(const struct daemon *d, char *buf, size_t len)
 
 /* ---- the handoff guard */
 
-/* nft's messages span lines; an event is one line. */
-static void one_line(char *s)
-{
-	for (; *s; s++)
-		if (*s == '\n' || *s == '\r' || *s == '\t')
-			*s = ' ';
-		else if (*s == '"')
-			*s = '\'';
-}
-
 static void guard_setup(struct daemon *d)
 {
 	char err[512];
 
 	d->guard_ok = nft_guard_setup(err, sizeof err) == 0;
 	if (!d->guard_ok) {
-		one_line(err);
-		log_event(LVL_WARN, "handoff.guard_unavailable", "error=\"%s\"", err);
+		char q[600];
+		log_event(LVL_WARN, "handoff.guard_unavailable", "error=%s", log_kv_quote(err, q, sizeof q));
 	}
 }
 
@@ -349,8 +339,9 @@ static void handoff_guard(struct daemon *d, int gi, bool on, mono_t now)
 	int r = nft_guard_set(ifs, n, on ? HANDOFF_GUARD_MS : 0, err, sizeof err);
 	long took_us = (long)((loop_now() - t0) / 1000);
 	if (r != 0) {
-		one_line(err);
-		log_event(LVL_ERROR, "handoff.guard_error", "group=%u interfaces=%s error=\"%s\"", g->id, list, err);
+		char q[600];
+		log_event(LVL_ERROR, "handoff.guard_error", "group=%u interfaces=%s error=%s", g->id, list,
+			  log_kv_quote(err, q, sizeof q));
 		return;
 	}
 	for (int i = 0; i < n; i++)
@@ -2128,11 +2119,14 @@ static void http_start(struct daemon *d)
 	if (!d->conf->api_http[0])
 		return;
 	d->http = http_open(d->conf, d->loop, d->ctl, &ops, err, sizeof err);
-	if (!d->http)
-		log_event(LVL_ERROR, "api.error", "address=%s error=\"%s\"", d->conf->api_http, err);
-	else
+	if (!d->http) {
+		char q[TND_PATH_MAX + 240];
+		log_event(LVL_ERROR, "api.error", "address=%s error=%s", d->conf->api_http,
+			  log_kv_quote(err, q, sizeof q));
+	} else {
 		log_event(LVL_INFO, "api.listen", "address=%s tls=%s", d->conf->api_http,
 			  d->conf->api_tls_cert[0] ? "yes" : "no");
+	}
 }
 
 static bool api_conf_eq(const struct tnd_conf *a, const struct tnd_conf *b)

@@ -136,16 +136,16 @@ static void on_timer(struct loop *l, int fd, uint32_t events, void *arg)
 
 /* ---- answers */
 
-static enum MHD_Result queue(struct MHD_Connection *conn, int status, const char *type, char *body,
-			     size_t len, bool must_free)
+/* Queue an answer; `body` is malloc'd and freed here. `allow` (405) may
+ * be NULL. */
+static enum MHD_Result respond(struct MHD_Connection *conn, int status, const char *type, char *body,
+			       size_t len, const char *allow)
 {
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result r;
 
 	if (!resp) {
-		if (must_free)
-			free(body);
+		free(body);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", type);
@@ -154,14 +154,17 @@ static enum MHD_Result queue(struct MHD_Connection *conn, int status, const char
 	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
 	if (status == 401)
 		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"tandem\"");
+	if (allow)
+		MHD_add_response_header(resp, "Allow", allow);
 	r = MHD_queue_response(conn, (unsigned)status, resp);
 	MHD_destroy_response(resp);
 	return r;
 }
 
-static enum MHD_Result queue_json(struct MHD_Connection *conn, int status, json_t *o)
+/* Queue `o` (taken) as one JSON line. */
+static enum MHD_Result respond_json(struct MHD_Connection *conn, int status, json_t *o, const char *allow)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	size_t n;
 
 	json_decref(o);
@@ -169,37 +172,18 @@ static enum MHD_Result queue_json(struct MHD_Connection *conn, int status, json_
 		return MHD_NO;
 	n = strlen(s);
 	s[n] = '\n'; /* json_dumps leaves room for the NUL */
-	return queue(conn, status, "application/json", s, n + 1, true);
+	return respond(conn, status, "application/json", s, n + 1, allow);
+}
+
+static enum MHD_Result queue_json(struct MHD_Connection *conn, int status, json_t *o)
+{
+	return respond_json(conn, status, o, NULL);
 }
 
 static enum MHD_Result queue_err(struct MHD_Connection *conn, int status, const char *code, const char *msg,
 				 const char *allow)
 {
-	json_t *o = json_pack("{s:b,s:s,s:s}", "ok", 0, "code", code, "error", msg);
-	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	struct MHD_Response *resp;
-	enum MHD_Result r;
-	size_t n;
-
-	json_decref(o);
-	if (!s)
-		return MHD_NO;
-	n = strlen(s);
-	s[n] = '\n';
-	resp = MHD_create_response_from_buffer(n + 1, s, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(s);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	if (status == 401)
-		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"tandem\"");
-	if (allow)
-		MHD_add_response_header(resp, "Allow", allow);
-	r = MHD_queue_response(conn, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	return r;
+	return respond_json(conn, status, json_pack("{s:b,s:s,s:s}", "ok", 0, "code", code, "error", msg), allow);
 }
 
 /* The control socket's codes as HTTP statuses (docs/api.md). */
@@ -227,7 +211,7 @@ static void token_load(struct http *h)
 {
 	struct token *t = &h->tok;
 	struct stat st;
-	char buf[4097];
+	char buf[4097], q[sizeof t->err + 8];
 	ssize_t n;
 	int fd;
 
@@ -271,7 +255,7 @@ static void token_load(struct http *h)
 		sodium_memzero(buf, sizeof buf);
 	}
 	if (!t->ok)
-		log_event(LVL_WARN, "api.token_error", "error=\"%s\"", t->err);
+		log_event(LVL_WARN, "api.token_error", "error=%s", log_kv_quote(t->err, q, sizeof q));
 	else
 		log_event(LVL_INFO, "api.token_loaded", "file=%s", h->token_path);
 }
@@ -550,7 +534,7 @@ static enum MHD_Result serve_metrics(struct http *h, struct hreq *q)
 
 	if (!text)
 		return queue_err(q->conn, 500, "failed", "the metrics could not be rendered", NULL);
-	return queue(q->conn, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, true);
+	return respond(q->conn, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
 }
 
 static enum MHD_Result answer_ctl(struct http *h, struct hreq *q, json_t *res)
