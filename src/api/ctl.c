@@ -16,14 +16,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* A request waiting for its deferred answer: a socket client's or an
+ * external one's. */
+struct ctl_wait {
+	uint32_t token;   /* a deferred answer is due (0: none) */
+	bool in_dispatch; /* its request is being handled right now */
+	json_t *sync_res; /* an answer given during that handling */
+};
+
 struct ctl_client {
 	int fd; /* -1 = free slot */
 	bool follow;  /* streaming events */
 	bool closing; /* drop once the output is flushed */
 	bool want_out;
-	uint32_t wait_token; /* a deferred answer is due (0: none) */
-	bool in_dispatch;    /* its request is being handled right now */
-	json_t *sync_res;    /* an answer given during that handling */
+	struct ctl_wait w;
 	char *in; /* grows up to CTL_REQ_MAX_BYTES */
 	size_t in_len, in_cap;
 	char *out;
@@ -32,10 +38,8 @@ struct ctl_client {
 
 /* An external request waiting for its deferred answer. */
 struct ctl_ext {
-	uint32_t wait_token; /* 0: free */
+	struct ctl_wait w; /* w.token 0: free */
 	uint64_t tag;
-	bool in_dispatch;
-	json_t *sync_res;
 };
 
 struct ctl {
@@ -383,13 +387,58 @@ static uint32_t new_token(struct ctl *c, uint32_t slot)
 	return token;
 }
 
+/* Dispatch `req` for waiter w (slot `slot`) under a new token. A deferred
+ * answer may come while the request is being handled (the daemon decided
+ * at once): ctl_reply() keeps it in sync_res and it is returned here,
+ * rather than re-entering the caller. *later: the answer comes later
+ * through ctl_reply() (w->token stays set). */
+static json_t *wait_dispatch(struct ctl *c, struct ctl_wait *w, uint32_t slot, json_t *req, bool *follow,
+			     bool *later)
+{
+	bool deferred = false;
+	json_t *res;
+
+	w->token = new_token(c, slot);
+	w->in_dispatch = true;
+	res = json_is_object(req) ? dispatch(c, req, follow, w->token, &deferred)
+				  : err_json("usage", "request must be a JSON object");
+	w->in_dispatch = false;
+	if (w->sync_res) {
+		json_decref(res);
+		res = w->sync_res;
+		w->sync_res = NULL;
+		deferred = false;
+	}
+	*later = deferred && !res;
+	if (!*later)
+		w->token = 0;
+	return res;
+}
+
+/* A deferred answer `res` (taken) for waiter w: true when the caller must
+ * deliver it now; false when it was not awaited (dropped) or came during
+ * the dispatch (kept for wait_dispatch). */
+static bool wait_answer(struct ctl_wait *w, uint32_t token, json_t *res)
+{
+	if (w->token != token) {
+		json_decref(res);
+		return false;
+	}
+	if (w->in_dispatch) {
+		json_decref(w->sync_res);
+		w->sync_res = res;
+		return false;
+	}
+	w->token = 0;
+	return true;
+}
+
 /* Handle one request line. Returns false when the client was dropped. */
 static bool handle_line(struct ctl *c, struct ctl_client *cl, const char *line, size_t len)
 {
 	json_error_t jerr;
 	json_t *req, *res;
-	bool follow = false, deferred = false;
-	uint32_t token;
+	bool follow = false, later;
 
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
 		len--;
@@ -401,27 +450,10 @@ static bool handle_line(struct ctl *c, struct ctl_client *cl, const char *line, 
 		snprintf(msg, sizeof msg, "request is not valid JSON: %s", jerr.text);
 		return client_send_json(c, cl, err_json("usage", msg));
 	}
-	token = new_token(c, (uint32_t)(cl - c->cl));
-	/* A deferred answer may come while the request is being handled
-	 * (the daemon decided at once): ctl_reply() keeps it in sync_res
-	 * for this function to send, rather than re-entering the input. */
-	cl->wait_token = token;
-	cl->in_dispatch = true;
-	if (!json_is_object(req))
-		res = err_json("usage", "request must be a JSON object");
-	else
-		res = dispatch(c, req, &follow, token, &deferred);
+	res = wait_dispatch(c, &cl->w, (uint32_t)(cl - c->cl), req, &follow, &later);
 	json_decref(req);
-	cl->in_dispatch = false;
-	if (cl->sync_res) {
-		json_decref(res);
-		res = cl->sync_res;
-		cl->sync_res = NULL;
-		deferred = false;
-	}
-	if (deferred && !res)
-		return true; /* wait_token stays: ctl_reply() answers */
-	cl->wait_token = 0;
+	if (later)
+		return true; /* ctl_reply() answers */
 	if (!client_send_json(c, cl, res))
 		return false;
 	if (follow)
@@ -436,12 +468,12 @@ static bool process_input(struct ctl *c, struct ctl_client *cl)
 	for (size_t i = 0; i < cl->in_len; i++) {
 		if (cl->in[i] != '\n')
 			continue;
-		if (cl->wait_token)
+		if (cl->w.token)
 			break; /* the next request waits for this answer */
 		if (!cl->follow && !handle_line(c, cl, cl->in + start, i - start))
 			return false;
 		start = i + 1;
-		if (cl->closing || cl->wait_token)
+		if (cl->closing || cl->w.token)
 			break;
 	}
 	memmove(cl->in, cl->in + start, cl->in_len - start);
@@ -485,7 +517,7 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *arg)
 			cl->in = n;
 			cl->in_cap = cap;
 		}
-		if (cl->wait_token && cl->in_len == cl->in_cap)
+		if (cl->w.token && cl->in_len == cl->in_cap)
 			return; /* full and waiting: read more once answered */
 		ssize_t r = recv(fd, cl->in + cl->in_len, cl->in_cap - cl->in_len, MSG_DONTWAIT);
 		if (r < 0) {
@@ -499,7 +531,7 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *arg)
 		if (r == 0) {
 			/* Peer finished sending: answer a last request that had
 			 * no newline, then close once the answers are out. */
-			if (cl->in_len > 0 && !cl->follow && !cl->wait_token &&
+			if (cl->in_len > 0 && !cl->follow && !cl->w.token &&
 			    cl->in_len < CTL_REQ_MAX_BYTES && !handle_line(c, cl, cl->in, cl->in_len))
 				return;
 			if (cl->follow) {
@@ -508,7 +540,7 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *arg)
 			}
 			cl->closing = true;
 			cl->in_len = 0;
-			if (cl->out_len == 0 && !cl->wait_token)
+			if (cl->out_len == 0 && !cl->w.token)
 				client_drop(c, cl);
 			else
 				client_interest(c, cl);
@@ -566,29 +598,18 @@ void ctl_set_external(struct ctl *c, ctl_ext_done_fn done, void *arg)
 json_t *ctl_request(struct ctl *c, json_t *req, uint64_t tag)
 {
 	struct ctl_ext *x = NULL;
-	bool follow = false, deferred = false;
+	bool follow = false, later;
 	json_t *res;
 
 	for (int i = 0; i < CTL_EXT_MAX && !x; i++)
-		if (c->ext[i].wait_token == 0)
+		if (c->ext[i].w.token == 0)
 			x = &c->ext[i];
 	if (!x)
 		return err_json("failed", "too many requests waiting for an answer; try again");
-	x->wait_token = new_token(c, (uint32_t)(CTL_CLIENTS_MAX + (x - c->ext)));
 	x->tag = tag;
-	x->in_dispatch = true;
-	res = json_is_object(req) ? dispatch(c, req, &follow, x->wait_token, &deferred)
-				  : err_json("usage", "request must be a JSON object");
-	x->in_dispatch = false;
-	if (x->sync_res) {
-		json_decref(res);
-		res = x->sync_res;
-		x->sync_res = NULL;
-		deferred = false;
-	}
-	if (deferred && !res)
+	res = wait_dispatch(c, &x->w, (uint32_t)(CTL_CLIENTS_MAX + (x - c->ext)), req, &follow, &later);
+	if (later)
 		return NULL; /* ctl_reply() answers through ext_done */
-	x->wait_token = 0;
 	return res ? res : err_json("failed", "out of memory");
 }
 
@@ -596,16 +617,8 @@ static void ext_reply(struct ctl *c, uint32_t token, json_t *res)
 {
 	struct ctl_ext *x = &c->ext[(token & 0xff) - CTL_CLIENTS_MAX];
 
-	if (x->wait_token != token) {
-		json_decref(res);
+	if (!wait_answer(&x->w, token, res))
 		return;
-	}
-	if (x->in_dispatch) {
-		json_decref(x->sync_res);
-		x->sync_res = res;
-		return;
-	}
-	x->wait_token = 0;
 	if (c->ext_done)
 		c->ext_done(c->ext_arg, x->tag, res);
 	else
@@ -626,16 +639,12 @@ void ctl_reply(struct ctl *c, uint32_t token, json_t *res)
 		return;
 	}
 	cl = &c->cl[token & 0xff];
-	if (cl->fd < 0 || cl->wait_token != token) {
+	if (cl->fd < 0) {
 		json_decref(res);
 		return;
 	}
-	if (cl->in_dispatch) {
-		json_decref(cl->sync_res);
-		cl->sync_res = res;
+	if (!wait_answer(&cl->w, token, res))
 		return;
-	}
-	cl->wait_token = 0;
 	if (!client_send_json(c, cl, res))
 		return;
 	if (cl->closing) {
