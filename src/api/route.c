@@ -232,7 +232,7 @@ static int parse_count(const char *key, const char *v, long max, long *out, stru
 }
 
 /* The query arguments r takes: "limit" for events, "generation" for the
- * document; anything else is refused. */
+ * document (into its control request `ctl`); anything else is refused. */
 static int check_args(const struct route *r, const struct route_arg *args, int n_args, json_t *ctl,
 		      struct route_out *o, struct route_err *e)
 {
@@ -254,114 +254,79 @@ static int check_args(const struct route *r, const struct route_arg *args, int n
 	return 0;
 }
 
+static const struct field f_config[] = {
+	{ "yaml", F_STR, true, "yaml" },
+	{ "ruleset", F_STR, false, "ruleset" },
+	{ "force", F_BOOL, false, "force" },
+};
+static const struct field f_failover[] = {
+	{ "group", F_GROUP, true, "group" },
+	{ "to", F_NODE, false, "to" },
+	{ "reset", F_BOOL, false, "reset" },
+};
+static const struct field f_maint[] = {
+	{ "on", F_BOOL, true, "on" },
+	{ "node", F_NODE, false, "node" },
+};
+static const struct field f_upgrade[] = {
+	{ "image_path", F_ABSPATH, true, "image" },
+	{ "force", F_BOOL, false, "force" },
+	{ "disruptive", F_BOOL, false, "disruptive" },
+	{ "no_failback", F_BOOL, false, "no_failback" },
+};
+static const struct field f_rollback[] = { { "node", F_NODE, false, "node" } };
+
+#define FIELDS(f) f, (int)(sizeof f / sizeof f[0])
+
+/* The control request each endpoint stands for ({"cmd", "op"} and the body
+ * fields it takes); cmd NULL: not a control command. */
+static const struct {
+	const char *cmd, *op;
+	const struct field *fields;
+	int n_fields;
+} specs[] = {
+	[RT_CLUSTER] = { "status", NULL, NULL, 0 },
+	[RT_SESSIONS] = { "status", NULL, NULL, 0 },
+	[RT_CONFIG_STATUS] = { "config", "status", NULL, 0 },
+	[RT_CONFIG_DOC] = { "config", "show", NULL, 0 },
+	[RT_CONFIG_APPLY] = { "config", "apply", FIELDS(f_config) },
+	[RT_FAILOVER] = { "failover", NULL, FIELDS(f_failover) },
+	[RT_MAINTENANCE] = { "maintenance", NULL, FIELDS(f_maint) },
+	[RT_ACTIVATE] = { "activate", NULL, NULL, 0 },
+	[RT_DEACTIVATE] = { "deactivate", NULL, NULL, 0 },
+	[RT_IMAGES] = { "image", "list", NULL, 0 },
+	[RT_UPG_STATUS] = { "upgrade", "status", NULL, 0 },
+	[RT_UPG_PLAN] = { "upgrade", "plan", FIELDS(f_upgrade) },
+	[RT_UPG_START] = { "upgrade", "start", FIELDS(f_upgrade) },
+	[RT_UPG_ABORT] = { "upgrade", "abort", NULL, 0 },
+	[RT_UPG_ROLLBACK] = { "upgrade", "rollback", FIELDS(f_rollback) },
+	[RT_UPG_FINALIZE] = { "upgrade", "finalize", NULL, 0 },
+	[RT_EVENTS] = { "events", NULL, NULL, 0 },
+	[RT_EVENTS_STREAM] = { NULL, NULL, NULL, 0 },
+	[RT_PROBE] = { NULL, NULL, NULL, 0 },
+	[RT_METRICS] = { NULL, NULL, NULL, 0 },
+	[RT_STATIC] = { NULL, NULL, NULL, 0 },
+};
+
 int route_build(const struct route *r, const struct route_arg *args, int n_args,
 		const char *content_type, const char *body, size_t body_len, struct route_out *o,
 		struct route_err *e)
 {
-	static const struct field f_none[] = { { "", F_STR, false, "" } };
-	static const struct field f_config[] = {
-		{ "yaml", F_STR, true, "yaml" },
-		{ "ruleset", F_STR, false, "ruleset" },
-		{ "force", F_BOOL, false, "force" },
-	};
-	static const struct field f_failover[] = {
-		{ "group", F_GROUP, true, "group" },
-		{ "to", F_NODE, false, "to" },
-		{ "reset", F_BOOL, false, "reset" },
-	};
-	static const struct field f_maint[] = {
-		{ "on", F_BOOL, true, "on" },
-		{ "node", F_NODE, false, "node" },
-	};
-	static const struct field f_upgrade[] = {
-		{ "image_path", F_ABSPATH, true, "image" },
-		{ "force", F_BOOL, false, "force" },
-		{ "disruptive", F_BOOL, false, "disruptive" },
-		{ "no_failback", F_BOOL, false, "no_failback" },
-	};
-	static const struct field f_rollback[] = { { "node", F_NODE, false, "node" } };
-	const struct field *fields = f_none;
-	int n_fields = 0, rc;
-	json_t *ctl, *b = NULL;
+	const struct field *fields = specs[r->id].fields;
+	int n_fields = specs[r->id].n_fields, rc;
+	json_t *ctl = NULL, *b = NULL;
 
 	memset(o, 0, sizeof *o);
 	o->limit = -1;
 	o->ok_status = r->id == RT_UPG_START ? 202 : 200;
-	switch (r->id) {
-	case RT_CLUSTER:
-	case RT_SESSIONS:
-		ctl = json_pack("{s:s}", "cmd", "status");
-		break;
-	case RT_CONFIG_STATUS:
-		ctl = json_pack("{s:s,s:s}", "cmd", "config", "op", "status");
-		break;
-	case RT_CONFIG_DOC:
-		ctl = json_pack("{s:s,s:s}", "cmd", "config", "op", "show");
-		break;
-	case RT_CONFIG_APPLY:
-		ctl = json_pack("{s:s,s:s,s:s}", "cmd", "config", "op", "apply", "source", "http");
-		fields = f_config;
-		n_fields = 3;
-		break;
-	case RT_FAILOVER:
-		ctl = json_pack("{s:s}", "cmd", "failover");
-		fields = f_failover;
-		n_fields = 3;
-		break;
-	case RT_MAINTENANCE:
-		ctl = json_pack("{s:s}", "cmd", "maintenance");
-		fields = f_maint;
-		n_fields = 2;
-		break;
-	case RT_ACTIVATE:
-		ctl = json_pack("{s:s}", "cmd", "activate");
-		break;
-	case RT_DEACTIVATE:
-		ctl = json_pack("{s:s}", "cmd", "deactivate");
-		break;
-	case RT_IMAGES:
-		ctl = json_pack("{s:s,s:s}", "cmd", "image", "op", "list");
-		break;
-	case RT_UPG_STATUS:
-		ctl = json_pack("{s:s,s:s}", "cmd", "upgrade", "op", "status");
-		break;
-	case RT_UPG_PLAN:
-	case RT_UPG_START:
-		ctl = json_pack("{s:s,s:s}", "cmd", "upgrade", "op", r->id == RT_UPG_PLAN ? "plan" : "start");
-		fields = f_upgrade;
-		n_fields = 4;
-		break;
-	case RT_UPG_ABORT:
-		ctl = json_pack("{s:s,s:s}", "cmd", "upgrade", "op", "abort");
-		break;
-	case RT_UPG_ROLLBACK:
-		ctl = json_pack("{s:s,s:s}", "cmd", "upgrade", "op", "rollback");
-		fields = f_rollback;
-		n_fields = 1;
-		break;
-	case RT_UPG_FINALIZE:
-		ctl = json_pack("{s:s,s:s}", "cmd", "upgrade", "op", "finalize");
-		break;
-	case RT_EVENTS:
-		ctl = json_pack("{s:s}", "cmd", "events");
-		break;
-	case RT_EVENTS_STREAM:
-	case RT_PROBE:
-	case RT_METRICS:
-	case RT_STATIC:
-	default:
-		ctl = NULL;
-		break;
-	}
-	if (!ctl && (r->id < RT_EVENTS_STREAM))
-		return fail(e, 500, "failed", "out of memory%s%s", NULL, NULL);
-	if (r->id == RT_EVENTS_STREAM || r->id == RT_PROBE || r->id == RT_METRICS || r->id == RT_STATIC) {
-		json_t *scratch = json_object();
-		rc = check_args(r, args, n_args, scratch, o, e);
-		json_decref(scratch);
-		if (rc == 0 && body_len > 0)
-			rc = fail(e, 400, "usage", "a GET request takes no body%s%s", NULL, NULL);
-		return rc;
+	if (specs[r->id].cmd) {
+		ctl = json_pack("{s:s}", "cmd", specs[r->id].cmd);
+		if (ctl && specs[r->id].op)
+			json_object_set_new(ctl, "op", json_string(specs[r->id].op));
+		if (ctl && r->id == RT_CONFIG_APPLY)
+			json_object_set_new(ctl, "source", json_string("http"));
+		if (!ctl)
+			return fail(e, 500, "failed", "out of memory%s%s", NULL, NULL);
 	}
 	rc = check_args(r, args, n_args, ctl, o, e);
 	if (rc == 0 && !r->write && body_len > 0)
