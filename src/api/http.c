@@ -321,20 +321,26 @@ static bool sse_append(struct sse *s, const char *text, size_t n)
 	return true;
 }
 
-static void sse_event(struct sse *s, const struct log_entry *e)
+/* One event as a Server-Sent Events message (malloc'd), or NULL. */
+static char *sse_message(const struct log_entry *e)
 {
 	json_t *o = log_entry_json(e);
-	char *d = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	char head[160];
-	int n;
+	char *d = o ? json_dumps(o, JSON_COMPACT) : NULL, *m = NULL;
 
 	json_decref(o);
-	if (!d)
-		return;
-	n = snprintf(head, sizeof head, "id: %" PRIu64 "\nevent: %s\ndata: ", e->seq, e->name);
-	if (n > 0 && (size_t)n < sizeof head && sse_append(s, head, (size_t)n) && sse_append(s, d, strlen(d)))
-		sse_append(s, "\n\n", 2);
+	if (d && asprintf(&m, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", e->seq, e->name, d) < 0)
+		m = NULL;
 	free(d);
+	return m;
+}
+
+static void sse_event(struct sse *s, const struct log_entry *e)
+{
+	char *m = sse_message(e);
+
+	if (m)
+		sse_append(s, m, strlen(m));
+	free(m);
 }
 
 static void sse_wake(struct http *h, struct sse *s)
@@ -390,15 +396,20 @@ static void stream_keepalive(struct http *h)
 
 void http_publish(struct http *h, const struct log_entry *e)
 {
+	char *m = NULL;
+
 	if (!h)
 		return;
 	for (int i = 0; i < HTTP_STREAMS_MAX; i++) {
 		struct sse *s = &h->sse[i];
 		if (!s->conn)
 			continue;
-		sse_event(s, e);
+		if (!m && !(m = sse_message(e))) /* rendered once for every stream */
+			return;
+		sse_append(s, m, strlen(m));
 		sse_wake(h, s);
 	}
+	free(m);
 }
 
 static enum MHD_Result open_stream(struct http *h, struct hreq *q, long limit)
