@@ -152,8 +152,7 @@ EOF
 # ---------------------------------------------------------------- part 2
 say "Part 2: in-service upgrade of the whole cluster, $UPG_V0 -> $UPG_V1"
 lab_wait_primary 1 gw1 10 >/dev/null
-sessions_in_sync() { [ "$(lab_status "$1" 2>/dev/null | jq -r '.sessions.in_sync')" = true ]; }
-lab_wait_until 15 sessions_in_sync 2
+lab_wait_until 15 upg_sessions_in_sync 2
 CTL=$(basename "$LAB_BUILD")/tandemctl
 echo "   A signing key; its public half goes in the directory named by upgrade.trusted_keys:"
 echo "   \$ $CTL image keygen --out $LAB_DIR/signing.key"

@@ -90,11 +90,7 @@ fi
 lab_probe_server
 lab_start_node 1 --config "$LAB_DIR/gw1.yaml"
 lab_start_node 2
-lab_wait_primary 0 gw1 15 >/dev/null || lab_fail "group 0: gw1 not primary"
-lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "group 1: gw1 not primary"
-sessions_in_sync() { [ "$(lab_status "$1" 2>/dev/null | jq -r '.sessions.in_sync')" = true ]; }
-lab_wait_until 15 sessions_in_sync 2 || lab_fail "gw2 never reported its sessions in sync"
-lab_wait_ready 2 1 10 || lab_fail "gw2 did not settle"
+upg_wait_pair
 api_up() { lab_nsexec gw1 python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$API_PORT/api/cluster', timeout=2)" >/dev/null 2>&1; }
 lab_wait_until 10 api_up || lab_fail "gw1's API does not answer on 127.0.0.1:$API_PORT"
 

@@ -70,11 +70,7 @@ upg_images "$V0" "$V1" "$V2"
 lab_probe_server
 lab_start_node 1
 lab_start_node 2
-lab_wait_primary 0 gw1 15 >/dev/null || lab_fail "group 0: gw1 not primary"
-lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "group 1: gw1 not primary"
-sessions_in_sync() { [ "$(lab_status "$1" 2>/dev/null | jq -r '.sessions.in_sync')" = true ]; }
-lab_wait_until 15 sessions_in_sync 2 || lab_fail "gw2 never reported its sessions in sync"
-lab_wait_ready 2 1 10 || lab_fail "gw2 did not settle"
+upg_wait_pair
 lab_expect "start: both on $V0" "$(upg_versions_of)" == "gw1=$V0 gw2=$V0"
 lab_expect "start: upgrade state" "$(upg_state 1)" == idle
 
@@ -94,7 +90,7 @@ check_end() {
 	lab_expect "$label group 0 back on gw1" "$(lab_wait_primary 0 gw1 15 >/dev/null && echo yes)" == yes
 	lab_expect "$label group 1 back on gw1" "$(lab_wait_primary 1 gw1 15 >/dev/null && echo yes)" == yes
 	lab_expect "$label VIPs on gw1 alone (kernel)" "$(lab_vips_only_on gw1 && echo yes)" == yes
-	lab_wait_until 30 sessions_in_sync 2
+	lab_wait_until 30 upg_sessions_in_sync 2
 	lab_expect "$label gw2 sessions in sync" "$(lab_status 2 | jq -r .sessions.in_sync)" == true
 	lab_expect "$label configuration not frozen" "$(upg_get 1 '.frozen // false')" == false
 }
@@ -251,7 +247,7 @@ lab_stop_node 2
 lab_wait_until 5 lab_peer_is 1 gw2 lost
 refused "peer down" 1 E_PEER_DOWN "$LAB_DIR/img-$V2"
 lab_start_node 2
-lab_wait_until 15 sessions_in_sync 2 || lab_fail "(b) gw2 did not resync after its restart"
+lab_wait_until 15 upg_sessions_in_sync 2 || lab_fail "(b) gw2 did not resync after its restart"
 lab_wait_ready 2 1 10
 lifted "peer down"
 
@@ -346,7 +342,7 @@ for i in 1 2 3 4; do lab_start_node "$i"; done
 lab_wait_primary 0 gw1 15 >/dev/null || lab_fail "(d4) group 0: gw1 not primary"
 lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "(d4) group 1: gw1 not primary"
 lab_wait_primary 2 gw3 15 >/dev/null || lab_fail "(d4) group 2: gw3 not primary"
-for i in 2 4; do lab_wait_until 15 sessions_in_sync "$i" || lab_fail "(d4) gw$i not in sync"; done
+for i in 2 4; do lab_wait_until 15 upg_sessions_in_sync "$i" || lab_fail "(d4) gw$i not in sync"; done
 upg_wait_plan_ok 4 "$LAB_DIR/img-$V1" 20
 plan=$(lab_ctl 4 --json upgrade plan --image "$LAB_DIR/img-$V1" 2>/dev/null)
 lab_expect "(d4) plan: every check passed" "$(jq -r .all_ok <<<"$plan")" == true

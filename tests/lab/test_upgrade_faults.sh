@@ -42,35 +42,7 @@ upg_image_scripted "$VBAD" dies
 lab_probe_server
 lab_start_node 1
 lab_start_node 2
-lab_wait_primary 0 gw1 15 >/dev/null || lab_fail "group 0: gw1 not primary"
-lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "group 1: gw1 not primary"
-sessions_in_sync() { [ "$(lab_status "$1" 2>/dev/null | jq -r '.sessions.in_sync')" = true ]; }
-lab_wait_until 15 sessions_in_sync 2 || lab_fail "gw2 never reported its sessions in sync"
-lab_wait_ready 2 1 10 || lab_fail "gw2 did not settle"
-
-# one_version LABEL : both nodes run one version (printed), and each one's
-# boot record agrees with what it runs.
-one_version() {
-	local label=$1 v1 v2
-	v1=$(upg_node_version 1) v2=$(upg_node_version 2)
-	lab_expect "$label both nodes on one version" "gw1=$v1 gw2=$v2" == "gw1=$v1 gw2=$v1"
-	lab_expect "$label gw1 boot record" "$(upg_active_version 1)" == "$v1"
-	lab_expect "$label gw2 boot record" "$(upg_active_version 2)" == "$v2"
-	ONE_VERSION=$v1
-}
-
-# served LABEL NODE : groups 0 and 1 agreed on NODE, its VIPs in its kernel
-# alone, the other node's sessions in sync again.
-served() {
-	local label=$1 n=$2 other
-	other=$((3 - ${n#gw}))
-	lab_expect "$label group 0 on $n" "$(lab_wait_primary 0 "$n" 20 >/dev/null && echo yes)" == yes
-	lab_expect "$label group 1 on $n" "$(lab_wait_primary 1 "$n" 20 >/dev/null && echo yes)" == yes
-	lab_expect "$label VIPs on $n alone (kernel)" "$(lab_vips_only_on "$n" && echo yes)" == yes
-	lab_wait_until 30 sessions_in_sync "$other"
-	lab_expect "$label gw$other sessions in sync" "$(lab_status "$other" | jq -r .sessions.in_sync)" == true
-	lab_expect "$label configuration not frozen" "$(upg_get 1 '.frozen // false')" == false
-}
+upg_wait_pair
 
 # error_is LABEL "CODE|CODE" : the status's error names one of the codes,
 # the failed step and what was done about it.
@@ -124,9 +96,9 @@ lab_expect "(c1) state" "$(upg_state 1)" == failed
 lab_expect "(c1) state on gw2 (journal replicated)" "$(upg_state 2)" == failed
 error_is "(c1)" "E_NODE_REVERTED|E_REJOIN_TIMEOUT"
 lab_expect "(c1) gw2 recorded its own revert" "$(lab_ctl 2 --json image list | jq -r '.last_revert.from // "none"')" == "$VBAD"
-one_version "(c1)"
+upg_one_version "(c1)"
 lab_expect "(c1) the version" "$ONE_VERSION" == "$V0"
-served "(c1)" gw1
+upg_served "(c1)" gw1
 upg_check_traffic "(c1)" "$C"
 upg_report 1 "$C"
 
@@ -153,9 +125,9 @@ abort_at() {
 	lab_expect "$label state" "$(upg_state 1)" == aborted
 	lab_expect "$label state on gw2" "$(upg_state 2)" == aborted
 	error_is "$label" E_ABORTED
-	one_version "$label"
+	upg_one_version "$label"
 	lab_expect "$label the version" "$ONE_VERSION" == "$from"
-	served "$label" gw1
+	upg_served "$label" gw1
 	upg_check_traffic "$label" "$out"
 	upg_report 1 "$out"
 }
@@ -200,13 +172,13 @@ upg_print_nodes 2
 st=$(upg_state 2)
 if [[ "$st" =~ ^(completed|failed|aborted)$ ]]; then lab_pass "(c4) ended: $st"; else lab_soft_fail "(c4) ended: $st (want completed, failed or aborted)"; fi
 lab_expect "(c4) gw1 holds the same journal" "$(upg_get 1 '"\(.id) \(.state)"')" == "$(upg_get 2 '"\(.id) \(.state)"')"
-one_version "(c4)"
+upg_one_version "(c4)"
 if [ "$(upg_state 2)" = completed ]; then
 	lab_expect "(c4) finished: the version" "$ONE_VERSION" == "$C4_TO"
 else
 	lab_expect "(c4) rolled back: the version" "$ONE_VERSION" == "$C4_FROM"
 fi
-served "(c4)" gw1
+upg_served "(c4)" gw1
 upg_check_traffic "(c4)" "$C" unplanned
 upg_report 2 "$C"
 ready_for_next
@@ -230,9 +202,9 @@ upg_probe_stop "$C"
 upg_print_nodes 1
 lab_expect "(c5) state" "$(upg_state 1)" == completed
 lab_expect "(c5) disruptive" "$(upg_get 1 .disruptive)" == true
-one_version "(c5)"
+upg_one_version "(c5)"
 lab_expect "(c5) the version" "$ONE_VERSION" == "$V2"
-served "(c5)" gw1
+upg_served "(c5)" gw1
 echo "  (c5) traffic: $(lab_probe_summary "$C")" >&2
 upg_report 1 "$C"
 echo "  (c5) outage measured: longest UDP gap $(jq -r .udp_max_gap_ms "$C") ms, $(jq -r .udp_lost "$C") datagrams lost; in the report: $(jq -c .probe.totals "$C.report")" >&2

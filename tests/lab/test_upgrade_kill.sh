@@ -74,8 +74,6 @@ images() {
 		lab_fail "cannot keep the images in $IMG_CACHE"
 }
 
-sessions_in_sync() { [ "$(lab_status "$1" 2>/dev/null | jq -r '.sessions.in_sync')" = true ]; }
-
 # setup NAME [FAILPOINT] [EXTRA_YAML_LINE] : a fresh lab in $BASE/NAME (the
 # previous one torn down): two gateways, gw1 started with FAILPOINT armed,
 # EXTRA_YAML_LINE appended to the upgrade section; both groups on gw1,
@@ -97,36 +95,7 @@ setup() {
 		lab_start_node 1
 	fi
 	lab_start_node 2
-	lab_wait_primary 0 gw1 15 >/dev/null || lab_fail "$name: group 0: gw1 not primary"
-	lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "$name: group 1: gw1 not primary"
-	lab_wait_until 15 sessions_in_sync 2 || lab_fail "$name: gw2 never reported its sessions in sync"
-	lab_wait_ready 2 1 10 || lab_fail "$name: gw2 did not settle"
-}
-
-# one_version LABEL : both nodes run one version, each one's boot record
-# agrees; ONE_VERSION is it.
-one_version() {
-	local label=$1 v1 v2
-	v1=$(upg_node_version 1) v2=$(upg_node_version 2)
-	lab_expect "$label both nodes on one version" "gw1=$v1 gw2=$v2" == "gw1=$v1 gw2=$v1"
-	lab_expect "$label gw1 boot record" "$(upg_active_version 1)" == "$v1"
-	lab_expect "$label gw2 boot record" "$(upg_active_version 2)" == "$v2"
-	ONE_VERSION=$v1
-}
-
-# served LABEL NODE : groups 0 and 1 agreed on NODE, its VIPs in its kernel
-# alone, the other node's sessions in sync, the configuration not frozen on
-# either node.
-served() {
-	local label=$1 n=$2 other
-	other=$((3 - ${n#gw}))
-	lab_expect "$label group 0 on $n" "$(lab_wait_primary 0 "$n" 20 >/dev/null && echo yes)" == yes
-	lab_expect "$label group 1 on $n" "$(lab_wait_primary 1 "$n" 20 >/dev/null && echo yes)" == yes
-	lab_expect "$label VIPs on $n alone (kernel)" "$(lab_vips_only_on "$n" && echo yes)" == yes
-	lab_wait_until 30 sessions_in_sync "$other"
-	lab_expect "$label gw$other sessions in sync" "$(lab_status "$other" | jq -r .sessions.in_sync)" == true
-	lab_expect "$label configuration not frozen (gw1)" "$(upg_get 1 '.frozen')" == false
-	lab_expect "$label configuration not frozen (gw2)" "$(upg_get 2 '.frozen')" == false
+	upg_wait_pair "$name"
 }
 
 # same_journal : gw1 and gw2 report one journal (id, state, journal_seq).
@@ -209,14 +178,14 @@ kill_case() {
 		lab_soft_fail "$label ended: $final (want completed, or failed/aborted/rolled_back with the rollback done)"
 	fi
 	lab_expect "$label one journal on both nodes" "$(journal_of 1)" == "$(journal_of 2)"
-	one_version "$label"
+	upg_one_version "$label"
 	if [ "$final" = completed ]; then
 		lab_expect "$label finished: the version" "$ONE_VERSION" == "$V1"
 	else
 		lab_expect "$label rolled back: the version" "$ONE_VERSION" == "$V0"
 		echo "  $label error: $(upg_get 2 '"\(.error.code // "-"): \(.error.message // "-"); recovery: \(.error.recovery // "-")"')" >&2
 	fi
-	served "$label" gw1
+	upg_served "$label" gw1
 	upg_check_traffic "$label" "$out" unplanned
 	lab_expect "$label longest udp gap (ms)" "$(lab_probe_get "$out" udp_max_gap_after_ready_ms | cut -d. -f1)" \
 		-lt "$UNPLANNED_GAP_MS"
@@ -305,9 +274,9 @@ if [[ " $TK_PARTS " == *" opts "* ]]; then
 	lab_expect "(f) state once finalized" "$(upg_state 1)" == idle
 	lab_expect "(f) no finalize was asked" "$(cat "$LAB_DIR"/gw?.log | grep -c 'cmd=upgrade_finalize')" -eq 0
 	lab_expect "(f) the daemon logged its auto-finalize" "$(cat "$LAB_DIR"/gw?.log | grep -c 'event=upgrade.auto_finalize')" -ge 1
-	one_version "(f)"
+	upg_one_version "(f)"
 	lab_expect "(f) the version" "$ONE_VERSION" == "$V1"
-	served "(f)" gw1
+	upg_served "(f)" gw1
 	upg_check_traffic "(f)" "$out"
 	SUMMARY+=("(f) auto_finalize: $V0 -> $V1 completed, finalized $(upg_get 1 .finalized) within ${f_ms} ms of the end")
 
@@ -324,9 +293,9 @@ if [[ " $TK_PARTS " == *" opts "* ]]; then
 	lab_wait_until "$UPG_RUN_S" next_finalized
 	lab_expect "(f2) a new upgrade" "$(upg_get 1 .id)" != "$f_id"
 	lab_expect "(f2) the upgrade" "$(upg_get 1 '"\(.from) -> \(.to) finalized=\(.finalized)"')" == "$V1 -> $V2 finalized=true"
-	one_version "(f2)"
+	upg_one_version "(f2)"
 	lab_expect "(f2) the version" "$ONE_VERSION" == "$V2"
-	served "(f2)" gw1
+	upg_served "(f2)" gw1
 	SUMMARY+=("(f2) the next upgrade, started on gw2: exit $rc, $(upg_get 1 '"id \(.id) \(.from) -> \(.to), state \(.state), finalized \(.finalized)"')")
 
 	# (n) --no-failback, on a lab of its own (no auto-finalize)
@@ -344,7 +313,7 @@ if [[ " $TK_PARTS " == *" opts "* ]]; then
 	upg_print_nodes 2
 	lab_expect "(n) state" "$(upg_state 2)" == completed
 	lab_expect "(n) no_failback in the journal" "$(upg_get 2 .no_failback)" == true
-	one_version "(n)"
+	upg_one_version "(n)"
 	lab_expect "(n) the version" "$ONE_VERSION" == "$V1"
 	# The groups stay where the switch put them, and keep staying (gw1
 	# outranks gw2 and preempts: only the manual flag holds them).

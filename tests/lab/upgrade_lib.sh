@@ -153,6 +153,45 @@ upg_get() { upg_status "$1" | jq -r "$2" 2>/dev/null; }
 upg_state() { upg_get "$1" '.state // "none"'; }
 upg_state_in() { [[ "|$2|" == *"|$(upg_state "$1")|"* ]]; }
 
+# upg_sessions_in_sync I : node I reports its sessions in sync.
+upg_sessions_in_sync() { [ "$(lab_status "$1" 2>/dev/null | jq -r '.sessions.in_sync')" = true ]; }
+
+# upg_wait_pair [LABEL] : after starting gw1 and gw2, gw1 primary of groups
+# 0 and 1, gw2's sessions in sync and gw2 settled (fails the test if not).
+upg_wait_pair() {
+	local p=${1:+$1: }
+	lab_wait_primary 0 gw1 15 >/dev/null || lab_fail "${p}group 0: gw1 not primary"
+	lab_wait_primary 1 gw1 15 >/dev/null || lab_fail "${p}group 1: gw1 not primary"
+	lab_wait_until 15 upg_sessions_in_sync 2 || lab_fail "${p}gw2 never reported its sessions in sync"
+	lab_wait_ready 2 1 10 || lab_fail "${p}gw2 did not settle"
+}
+
+# upg_one_version LABEL : both nodes run one version, and each one's boot
+# record agrees with what it runs; ONE_VERSION is it.
+upg_one_version() {
+	local label=$1 v1 v2
+	v1=$(upg_node_version 1) v2=$(upg_node_version 2)
+	lab_expect "$label both nodes on one version" "gw1=$v1 gw2=$v2" == "gw1=$v1 gw2=$v1"
+	lab_expect "$label gw1 boot record" "$(upg_active_version 1)" == "$v1"
+	lab_expect "$label gw2 boot record" "$(upg_active_version 2)" == "$v2"
+	ONE_VERSION=$v1
+}
+
+# upg_served LABEL NODE : groups 0 and 1 agreed on NODE, its VIPs in its
+# kernel alone, the other node's sessions in sync again, the configuration
+# not frozen on either node.
+upg_served() {
+	local label=$1 n=$2 other
+	other=$((3 - ${n#gw}))
+	lab_expect "$label group 0 on $n" "$(lab_wait_primary 0 "$n" 20 >/dev/null && echo yes)" == yes
+	lab_expect "$label group 1 on $n" "$(lab_wait_primary 1 "$n" 20 >/dev/null && echo yes)" == yes
+	lab_expect "$label VIPs on $n alone (kernel)" "$(lab_vips_only_on "$n" && echo yes)" == yes
+	lab_wait_until 30 upg_sessions_in_sync "$other"
+	lab_expect "$label gw$other sessions in sync" "$(lab_status "$other" | jq -r .sessions.in_sync)" == true
+	lab_expect "$label configuration not frozen (gw1)" "$(upg_get 1 '.frozen // false')" == false
+	lab_expect "$label configuration not frozen (gw2)" "$(upg_get 2 '.frozen // false')" == false
+}
+
 # upg_wait_state I "S1|S2" TIMEOUT_S : wait until node I reports one of
 # the states; on time out prints the status.
 upg_wait_state() {
